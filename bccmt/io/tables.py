@@ -1,0 +1,111 @@
+"""Kaldi text tables (wav.scp, utt2spk, spk2utt, utt2dur, trials) with errors that name file:line.
+
+A table line is ``<key> <value>``: the key is the first whitespace-delimited field and the value is
+the rest of the line with surrounding whitespace stripped (so ``wav.scp`` pipe commands survive).
+Writers sort by key in byte order (``LC_ALL=C``) and write atomically (temp file, then rename), so an
+interrupted write never leaves a half-written table that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Tuple, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+class TableError(ValueError):
+    """A malformed Kaldi table; the message names the file and line."""
+
+
+def _lines(path: PathLike) -> Iterator[Tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if line.strip():
+                    yield lineno, line
+    except FileNotFoundError:
+        raise TableError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise TableError(f"{path}: not UTF-8 text ({e})") from None
+
+
+def read_kv(path: PathLike, *, allow_empty_value: bool = False) -> Dict[str, str]:
+    """Reads ``key value...`` lines into an insertion-ordered dict.
+
+    Raises TableError on a line without a value, or a duplicated key (naming both lines).
+    """
+    out: Dict[str, str] = {}
+    where: Dict[str, int] = {}
+    for lineno, line in _lines(path):
+        parts = line.strip().split(maxsplit=1)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not allow_empty_value:
+            raise TableError(f"{path}:{lineno}: key '{key}' has no value")
+        if key in out:
+            raise TableError(f"{path}:{lineno}: duplicate key '{key}' (first on line {where[key]})")
+        out[key] = value
+        where[key] = lineno
+    return out
+
+
+def read_lists(path: PathLike) -> Dict[str, List[str]]:
+    """Reads ``key item1 item2 ...`` lines (spk2utt style) into a dict of lists."""
+    return {k: v.split() for k, v in read_kv(path).items()}
+
+
+def read_trials(path: PathLike) -> List[Tuple[str, str, bool]]:
+    """Reads a Kaldi trial list ``enroll test target|nontarget`` -> [(enroll, test, is_target)]."""
+    out = []
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if len(parts) != 3 or parts[2] not in ("target", "nontarget"):
+            raise TableError(
+                f"{path}:{lineno}: expected 'enroll test target|nontarget', got '{line.strip()}'"
+            )
+        out.append((parts[0], parts[1], parts[2] == "target"))
+    return out
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", **kwargs):
+    """Opens a temp file beside ``path``; renames it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _sort_key(key: str) -> bytes:
+    return key.encode("utf-8")  # LC_ALL=C byte order
+
+
+def write_kv(path: PathLike, items: Union[Dict[str, object], Iterable[Tuple[str, object]]]) -> None:
+    """Writes ``key value`` lines sorted by key (byte order), atomically."""
+    pairs = list(items.items()) if isinstance(items, dict) else list(items)
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})[:3]
+        raise TableError(f"{path}: refusing to write duplicate keys, e.g. {dup}")
+    pairs.sort(key=lambda kv: _sort_key(kv[0]))
+    with atomic_write(path, encoding="utf-8") as f:
+        for k, v in pairs:
+            f.write(f"{k} {v}\n")
+
+
+def write_lists(path: PathLike, table: Dict[str, Iterable[str]]) -> None:
+    """Writes ``key item1 item2 ...`` lines; items sorted, keys sorted, atomically."""
+    write_kv(path, {k: " ".join(sorted(v, key=_sort_key)) for k, v in table.items()})

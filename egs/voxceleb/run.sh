@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# BC-CMT speaker verification on VoxCeleb (or the built-in mini corpus), Kaldi style.
+#
+#   stage 0  data: mini corpus (unless corpus roots are given) -> data/{vox2_dev,vox1}, trials
+#   stage 1  augmentation (reverb, noise, music, babble) + 80-dim fbank -> fbank/, feats.scp
+#   stage 2  teacher: BC-CMT-Base
+#   stage 3  students: BC-CMT-Tiny with self-attention-map KD, and without KD (same seed/schedule)
+#   stage 4  embeddings (x-vector style ark/scp) for every model and set
+#   stage 5  scoring: cosine, AS-norm, LDA+PLDA (local/score.sh)
+#   stage 6  EER / minDCF, RESULTS.md, DET plot
+set -euo pipefail
+
+stage=0                # first stage to run
+stop_stage=6           # last stage to run
+quick=false            # tiny corpus and short schedules (CI); works in quick/ instead of here
+nj=2                   # parallel jobs for corpus synthesis, fbank and embedding extraction
+vox1_root=""           # VoxCeleb1 root (<root>/wav/idXXXXX/...); empty: build the mini corpus
+vox2_root=""           # VoxCeleb2 root (<root>/dev/aac/idXXXXX/...m4a); empty: mini corpus
+trials_dir=""          # folder holding veri_test2.txt etc.; empty: the VoxCeleb1 root
+musan_root=""          # MUSAN root; empty: the mini corpus's synthetic one
+rirs_root=""           # RIRS_NOISES root; empty: the mini corpus's synthetic one
+aug_subset=""          # augment only this many random training utterances per type (empty: all)
+with_ecapa=false       # also train and score the ECAPA-TDNN (C=512) peer
+backends="cosine asnorm plda"  # scoring backends for stage 5
+seed=1234              # seed for corpus, augmentation and training
+train_threads=2        # torch threads for training (one process)
+
+usage="Usage: $0 [options]
+ e.g.: $0 --stage 0 --stop-stage 6
+       $0 --quick true
+       $0 --vox1-root /data/VoxCeleb1 --vox2-root /data/VoxCeleb2 --musan-root /data/musan --rirs-root /data/RIRS_NOISES"
+
+. ./path.sh
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; echo -e "$usage" >&2; exit 1; }
+. ./cmd.sh
+
+log() { echo "$(date '+%F %T') [run.sh stage $1] ${*:2}"; }
+
+if [ "$quick" = true ]; then
+  work=quick; corpus_conf=conf/mini_corpus_quick.yaml; train_sfx=_quick
+else
+  work=.; corpus_conf=conf/mini_corpus.yaml; train_sfx=
+fi
+data=$work/data; exp=$work/exp; fbank=$work/fbank; mini=$work/mini_corpus
+mkdir -p "$data" "$exp" "$fbank"
+
+if [ -z "$vox1_root" ] && [ -z "$vox2_root" ]; then
+  use_mini=true
+  vox1_root=$mini/voxceleb1; vox2_root=$mini/voxceleb2
+  [ -n "$musan_root" ] || musan_root=$mini/musan
+  [ -n "$rirs_root" ] || rirs_root=$mini/rirs_noises
+elif [ -n "$vox1_root" ] && [ -n "$vox2_root" ]; then
+  use_mini=false
+else
+  echo "$0: give both --vox1-root and --vox2-root, or neither (mini corpus)" >&2; exit 1
+fi
+
+teacher=bccmt_base
+students="bccmt_tiny_kd bccmt_tiny"
+models="$teacher $students"
+[ "$with_ecapa" = true ] && models="$models ecapa_tdnn"
+train_set=vox2_dev
+eval_set=vox1
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  if [ "$use_mini" = true ]; then
+    log 0 "mini corpus ($corpus_conf) -> $mini"
+    local/make_mini_corpus.sh --nj $nj --seed $seed --config $corpus_conf $mini
+  fi
+  log 0 "VoxCeleb roots $vox1_root, $vox2_root -> $data/{$train_set,$eval_set}"
+  prep_opts=()
+  [ -n "$trials_dir" ] && prep_opts+=(--trials-dir "$trials_dir")
+  local/prepare_voxceleb.sh --nj $nj --vox1-root "$vox1_root" --vox2-root "$vox2_root" "${prep_opts[@]}" $data
+  for d in $train_set $eval_set; do validate_data_dir.py --no-feats $data/$d; done
+  log 0 "done: $(wc -l < $data/$train_set/utt2spk) training and $(wc -l < $data/$eval_set/utt2spk) evaluation utterances"
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log 1 "augmentation of $data/$train_set (MUSAN $musan_root, RIRS $rirs_root)"
+  aug_opts=(--nj $nj --seed $seed --musan-root "$musan_root" --rirs-root "$rirs_root")
+  [ -n "$aug_subset" ] && aug_opts+=(--subset $aug_subset)
+  local/augment_data_dir.sh "${aug_opts[@]}" $data/$train_set
+  combine_data_dir.py $data/${train_set}_aug $data/$train_set \
+    $data/${train_set}_{reverb,noise,music,babble}
+  log 1 "fbank: $data/${train_set}_aug (training dither) and $data/$eval_set (dither 0)"
+  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml \
+    $data/${train_set}_aug $exp/log/make_fbank/${train_set}_aug $fbank/${train_set}_aug
+  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --dither 0 \
+    $data/$eval_set $exp/log/make_fbank/$eval_set $fbank/$eval_set
+  # The clean training utterances take their features from the combined set (same config).
+  filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/feats.scp > $data/$train_set/feats.scp.tmp
+  mv $data/$train_set/feats.scp.tmp $data/$train_set/feats.scp
+  filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/utt2num_frames > $data/$train_set/utt2num_frames
+  cp $data/${train_set}_aug/fbank.yaml $data/$train_set/fbank.yaml
+  for d in ${train_set}_aug $train_set $eval_set; do validate_data_dir.py --need-feats $data/$d; done
+fi
+
+train_model() {  # <config-name> <exp-name> [extra train.py options]
+  local conf=$1 name=$2; shift 2
+  python -m bccmt.bin.train --config conf/$conf$train_sfx.yaml --train-data $data/${train_set}_aug \
+    --exp-dir $exp/$name --seed $seed --threads $train_threads "$@"
+}
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log 2 "teacher $teacher: $data/${train_set}_aug -> $exp/$teacher"
+  train_model bccmt_base $teacher
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log 3 "student bccmt_tiny_kd (teacher $exp/$teacher) -> $exp/bccmt_tiny_kd"
+  train_model bccmt_tiny_kd bccmt_tiny_kd --teacher-exp $exp/$teacher
+  log 3 "student bccmt_tiny (no KD, same seed and schedule) -> $exp/bccmt_tiny"
+  train_model bccmt_tiny bccmt_tiny
+  if [ "$with_ecapa" = true ]; then
+    log 3 "peer ecapa_tdnn -> $exp/ecapa_tdnn"
+    train_model ecapa_tdnn ecapa_tdnn
+  fi
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for m in $models; do
+    for d in $train_set $eval_set; do
+      log 4 "embeddings: $exp/$m on $data/$d -> $exp/$m/embeddings/$d"
+      local/extract_embeddings.sh --nj $nj --cmd "$cmd" $( [ $d = $train_set ] && echo --spk-mean true ) \
+        $exp/$m $data/$d $exp/$m/embeddings/$d
+    done
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  trials=$(ls $data/$eval_set/trials/*.kaldi)
+  for m in $models; do
+    log 5 "scoring $exp/$m with $backends"
+    local/score.sh --backends "$backends" --train-set $train_set $exp/$m $trials
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log 6 "report -> $work/RESULTS.md"
+  python -m bccmt.bin.report --exps "$(for m in $models; do printf '%s ' $exp/$m; done)" --out $work/RESULTS.md
+fi

@@ -1,0 +1,13 @@
+# Sourced by the recipe and the tests: the project venv, the package and utils/ on the paths.
+# Works from the repo root and from egs/voxceleb (where it is a link).
+BCCMT_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
+export BCCMT_ROOT
+bash "$BCCMT_ROOT/utils/setup_env.sh"
+# shellcheck disable=SC1091
+. "$BCCMT_ROOT/.venv/bin/activate"
+export PATH=$BCCMT_ROOT/utils:$PATH
+export PYTHONPATH=$BCCMT_ROOT${PYTHONPATH:+:$PYTHONPATH}
+export LC_ALL=C
+export PYTHONUNBUFFERED=1
+# One intra-op thread per process by default: the recipe parallelises with jobs/processes.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
