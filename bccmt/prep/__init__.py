@@ -1,0 +1,1 @@
+"""Corpus preparation: corpora on disk -> Kaldi data dirs and trial lists."""
