@@ -93,6 +93,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   mv $data/$train_set/feats.scp.tmp $data/$train_set/feats.scp
   filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/utt2num_frames > $data/$train_set/utt2num_frames
   cp $data/${train_set}_aug/fbank.yaml $data/$train_set/fbank.yaml
+  fix_data_dir.py $data/$train_set   # drops clean utterances whose features were skipped
   for d in ${train_set}_aug $train_set $eval_set; do validate_data_dir.py --need-feats $data/$d; done
 fi
 
