@@ -1,0 +1,286 @@
+"""Embedding extraction (stage 4): one embedding per utterance of a data dir, by an exp's model.
+
+Feature path. The model's exp dir holds the training feature config (config.yaml ``features:``);
+extraction always uses it with dither 0:
+- if the data dir has feats.scp and fbank.yaml, fbank.yaml must equal the exp's features on every
+  field except dither (a mismatch is an error naming the fields); with dither 0 there the stored
+  features are used, otherwise (a training set computed with dither) features are recomputed from
+  wav.scp with dither 0;
+- a data dir without feats.scp is featurised from wav.scp on the fly.
+Each input then goes through bccmt.features.apply_cmn, the function the training crops use.
+
+Long and short utterances. Utterances up to ``max_chunk_frames`` (default 3000 = 30 s) are embedded
+whole. Longer ones are cut into the fewest contiguous, near-equal chunks no longer than that
+(np.array_split), each chunk is mean-normalised and embedded like a training crop, and the chunk
+embeddings are averaged (plain mean). Utterances shorter than the model's ``min_frames`` are tiled
+(repeated) up to that length.
+
+Batching. Inside a window of utterances, inputs are sorted by length and inputs of *equal* length
+(e.g. the chunks of long utterances) share a batch of at most ``batch_frames`` frames; unequal
+lengths are never padded, because padding changes the output of models without masks. Results do
+not depend on the batching, the window or the number of jobs beyond float rounding, and a rerun is
+bit-identical (inference mode, eval mode, no dither).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+import torch
+import yaml
+
+from bccmt.io.tables import read_kv
+from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
+
+logger = logging.getLogger(__name__)
+
+
+class ExtractError(RuntimeError):
+    """Extraction cannot proceed or produced the wrong output; the message says what to fix."""
+
+
+@dataclasses.dataclass
+class ExtractConfig:
+    max_chunk_frames: int = 3000  # longer utterances: near-equal chunks, embeddings averaged
+    batch_frames: int = 30000  # max frames per batch (equal-length inputs only)
+    window_utts: int = 256  # utterances loaded at once (bounds memory)
+    device: str = "cpu"  # torch device
+
+
+def chunk_bounds(num_frames: int, max_chunk_frames: int) -> List[Tuple[int, int]]:
+    """[(start, end)] of the fewest near-equal contiguous chunks of at most max_chunk_frames."""
+    n = max(1, -(-num_frames // max_chunk_frames))
+    sizes = [len(a) for a in np.array_split(np.arange(num_frames), n)]
+    edges = np.r_[0, np.cumsum(sizes)]
+    return [(int(edges[i]), int(edges[i + 1])) for i in range(n)]
+
+
+class FeatureSource:
+    """(T, F) float32 fbank of a data dir's utterances, under the exp's feature config."""
+
+    def __init__(self, data_dir, exp_features: dict):
+        from bccmt.features import FbankConfig, FbankConfigError
+
+        self.data_dir = Path(data_dir)
+        try:
+            want = FbankConfig.from_dict(exp_features, source="exp config.yaml 'features'")
+        except FbankConfigError as e:
+            raise ExtractError(str(e)) from None
+        self.cfg = dataclasses.replace(want, dither=0.0)
+        feats_scp = self.data_dir / "feats.scp"
+        fbank_yaml = self.data_dir / "fbank.yaml"
+        self.use_feats = False
+        if feats_scp.is_file():
+            if not fbank_yaml.is_file():
+                raise ExtractError(f"{feats_scp} exists but {fbank_yaml} does not: cannot check "
+                                   "that the features match the model's feature config")
+            have = _load_fbank(fbank_yaml)
+            diff = [k for k, v in want.to_dict().items() if k != "dither" and have.get(k) != v]
+            if diff:
+                detail = ", ".join(f"{k}: data {have.get(k)!r} vs model {want.to_dict()[k]!r}"
+                                   for k in diff)
+                raise ExtractError(f"{fbank_yaml} does not match the model's feature config "
+                                   f"(config.yaml 'features'): {detail}")
+            if have.get("dither", 0.0) == 0.0:
+                self.use_feats = True
+            else:
+                logger.info("%s has dither %s: recomputing features from wav.scp with dither 0",
+                            fbank_yaml, have.get("dither"))
+        self.table_file = feats_scp if self.use_feats else self.data_dir / "wav.scp"
+        self.table = read_kv(self.table_file)
+        logger.info("features for %s: %s", self.data_dir,
+                    "feats.scp" if self.use_feats else "wav.scp, computed with dither 0")
+
+    def utterances(self) -> List[str]:
+        return sorted(self.table, key=lambda k: k.encode("utf-8"))
+
+    def __call__(self, utt: str) -> np.ndarray:
+        spec = self.table[utt]
+        try:
+            if self.use_feats:
+                import kaldiio
+
+                feats = np.asarray(kaldiio.load_mat(spec), dtype=np.float32)
+            else:
+                from bccmt.audio import read_audio
+                from bccmt.features import compute_fbank
+
+                feats = compute_fbank(read_audio(spec, self.cfg.sample_rate), self.cfg)
+        except Exception as e:  # noqa: BLE001 - any read failure: name the utterance
+            raise ExtractError(
+                f"{self.data_dir}: cannot get features of '{utt}' ({spec}): {e}") from e
+        if feats.ndim != 2 or feats.shape[1] != self.cfg.num_mel_bins or feats.shape[0] == 0:
+            raise ExtractError(f"{self.data_dir}: features of '{utt}' have shape {feats.shape}, "
+                               f"expected (T>0, {self.cfg.num_mel_bins})")
+        return feats
+
+
+def _load_fbank(path: Path) -> dict:
+    from bccmt.features import load_fbank_config
+
+    return load_fbank_config(path).to_dict()
+
+
+def embed_utterances(
+    model: torch.nn.Module,
+    utts: Sequence[str],
+    get_feats,
+    cfg: ExtractConfig = ExtractConfig(),
+) -> Iterator[Tuple[str, np.ndarray]]:
+    """Yields (utt, (D,) float32 embedding) for each utt, in the given order.
+
+    get_feats(utt) -> (T, F) float32 raw fbank (CMN is applied here, per input chunk).
+    """
+    from bccmt.features import apply_cmn
+
+    min_frames = int(getattr(model, "min_frames", 1))
+    device = torch.device(cfg.device)
+    for w in range(0, len(utts), cfg.window_utts):
+        window = utts[w:w + cfg.window_utts]
+        inputs: List[Tuple[int, np.ndarray]] = []  # (position in window, CMN'd chunk)
+        for pos, utt in enumerate(window):
+            feats = get_feats(utt)
+            for s, e in chunk_bounds(feats.shape[0], cfg.max_chunk_frames):
+                x = feats[s:e]
+                if x.shape[0] < min_frames:
+                    x = np.tile(x, (-(-min_frames // x.shape[0]), 1))[:min_frames]
+                inputs.append((pos, apply_cmn(x)))
+        sums: Dict[int, List[np.ndarray]] = {}
+        for batch in _equal_length_batches(inputs, cfg.batch_frames):
+            x = torch.from_numpy(np.stack([inputs[i][1] for i in batch])).to(device)
+            with torch.inference_mode():
+                emb = model(x).float().cpu().numpy()
+            for i, row in zip(batch, emb):
+                sums.setdefault(inputs[i][0], []).append(row)
+        for pos, utt in enumerate(window):
+            rows = sums[pos]
+            vec = rows[0] if len(rows) == 1 else np.mean(np.stack(rows).astype(np.float64), axis=0)
+            if not np.all(np.isfinite(vec)):
+                raise ExtractError(f"embedding of '{utt}' is not finite")
+            yield utt, np.asarray(vec, dtype=np.float32)
+
+
+def _equal_length_batches(inputs: List[Tuple[int, np.ndarray]], batch_frames: int):
+    order = sorted(range(len(inputs)), key=lambda i: (inputs[i][1].shape[0], i))
+    batch: List[int] = []
+    for i in order:
+        t = inputs[i][1].shape[0]
+        if batch and (inputs[batch[0]][1].shape[0] != t or (len(batch) + 1) * t > batch_frames):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def split_for_job(utts: Sequence[str], job: int, num_jobs: int) -> List[str]:
+    """Contiguous near-equal part ``job`` (1-based) of the sorted utterance list."""
+    if not 1 <= job <= num_jobs:
+        raise ExtractError(f"job {job} out of range 1..{num_jobs}")
+    return [str(u) for u in np.array_split(np.asarray(utts, dtype=object), num_jobs)[job - 1]]
+
+
+def extract_job(exp_dir, data_dir, out_dir, job: int = 1, num_jobs: int = 1,
+                cfg: ExtractConfig = ExtractConfig()) -> Tuple[Path, Path, int]:
+    """Embeds this job's utterances into out_dir/xvector[.JOB].{ark,scp}; returns (ark, scp, n)."""
+    from bccmt.train.checkpoint import CheckpointError, load_embedding_model
+    from bccmt.train.config import ConfigError
+
+    try:
+        model, exp_cfg = load_embedding_model(exp_dir, device=cfg.device)
+    except (CheckpointError, ConfigError) as e:
+        raise ExtractError(str(e)) from None
+    source = FeatureSource(data_dir, exp_cfg["features"])
+    utts = split_for_job(source.utterances(), job, num_jobs)
+    name = "xvector" if num_jobs == 1 else f"xvector.{job}"
+    out_dir = Path(out_dir)
+    ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
+    logger.info("job %d/%d: %d utterances of %s -> %s", job, num_jobs, len(utts), data_dir, scp)
+    n = write_vectors(ark, scp, embed_utterances(model, utts, source, cfg))
+    return ark, scp, n
+
+
+def merge_jobs(out_dir, num_jobs: int) -> Tuple[Path, Path]:
+    """Concatenates xvector.{1..N}.{ark,scp} (sorted contiguous parts) into xvector.{ark,scp}."""
+    out_dir = Path(out_dir)
+    parts = [out_dir / f"xvector.{j}.scp" for j in range(1, num_jobs + 1)]
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise ExtractError(f"job outputs missing: {', '.join(missing)}")
+
+    def stream():
+        for p in parts:
+            yield from iter_vectors(p)
+
+    ark, scp = out_dir / "xvector.ark", out_dir / "xvector.scp"
+    write_vectors(ark, scp, stream())
+    for j in range(1, num_jobs + 1):
+        for ext in ("ark", "scp"):
+            (out_dir / f"xvector.{j}.{ext}").unlink()
+    return ark, scp
+
+
+def check_one_per_utterance(scp, source: "FeatureSource") -> int:
+    """Exactly one embedding for every utterance the source lists (no extra, missing or dup)."""
+    keys = list(read_kv(scp))  # read_kv rejects duplicate keys, naming the line
+    want = set(source.table)
+    have = set(keys)
+    missing, extra = sorted(want - have), sorted(have - want)
+    if missing or extra:
+        raise ExtractError(f"{scp}: {len(keys)} embeddings for {len(want)} utterances of "
+                           f"{source.table_file}; missing {len(missing)} (e.g. {missing[:3]}), "
+                           f"unexpected {len(extra)} (e.g. {extra[:3]})")
+    return len(keys)
+
+
+def feature_source(exp_dir, data_dir) -> "FeatureSource":
+    """The FeatureSource extraction uses for data_dir under exp_dir's config (no model loaded)."""
+    from bccmt.train.config import ConfigError, read_resolved
+
+    try:
+        cfg = read_resolved(Path(exp_dir) / "config.yaml")
+    except ConfigError as e:
+        raise ExtractError(str(e)) from None
+    return FeatureSource(data_dir, cfg["features"])
+
+
+def speaker_means(scp, utt2spk_file, out_dir) -> int:
+    """Writes out_dir/spk_xvector.{ark,scp}: the plain mean of each speaker's embeddings."""
+    utt2spk = read_kv(utt2spk_file)
+    keys, emb = read_vectors(scp)
+    missing = [k for k in keys if k not in utt2spk]
+    if missing:
+        raise ExtractError(f"{utt2spk_file}: no speaker for {len(missing)} utterances of {scp}, "
+                           f"e.g. {missing[:3]}")
+    spks = np.array([utt2spk[k] for k in keys])
+    uniq, inv = np.unique(spks, return_inverse=True)
+    sums = np.zeros((uniq.size, emb.shape[1]))
+    np.add.at(sums, inv.ravel(), emb.astype(np.float64))
+    means = sums / np.bincount(inv.ravel())[:, None]
+    out_dir = Path(out_dir)
+    return write_vectors(out_dir / "spk_xvector.ark", out_dir / "spk_xvector.scp",
+                         ((str(s), m) for s, m in zip(uniq, means)))
+
+
+def copy_utt2spk(data_dir, out_dir) -> None:
+    """out_dir/utt2spk for the embedded utterances, so an embeddings dir is self-contained."""
+    from bccmt.io.tables import write_kv
+
+    src = Path(data_dir) / "utt2spk"
+    if src.is_file():
+        keys = set(read_kv(Path(out_dir) / "xvector.scp"))
+        write_kv(Path(out_dir) / "utt2spk", {u: s for u, s in read_kv(src).items() if u in keys})
+
+
+def write_extract_info(out_dir, exp_dir, data_dir, cfg: ExtractConfig, n: int) -> None:
+    """Records how the embeddings were made (out_dir/extract.yaml)."""
+    from bccmt.io.tables import atomic_write
+
+    info = {"exp_dir": str(exp_dir), "data_dir": str(data_dir), "num_embeddings": n,
+            "dither": 0.0, **dataclasses.asdict(cfg)}
+    with atomic_write(Path(out_dir) / "extract.yaml", encoding="utf-8") as f:
+        yaml.safe_dump(info, f, sort_keys=False)

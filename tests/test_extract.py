@@ -1,0 +1,155 @@
+"""Embedding extraction: bit-identical reruns, one embedding per utterance, chunking, checks."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from bccmt.embed import (ExtractConfig, ExtractError, FeatureSource, check_one_per_utterance,
+                         chunk_bounds, embed_utterances, extract_job, speaker_means)
+from bccmt.io.tables import write_kv
+from bccmt.io.vectors import read_vectors, write_vectors
+
+REPO = Path(__file__).resolve().parents[1]
+FEATS = {"sample_rate": 16000, "num_mel_bins": 80, "dither": 1.0}
+
+
+def make_exp(path, name="bccmt_tiny", features=FEATS):
+    """A fake exp dir in the checkpoint contract format (config.yaml + models/final.pt)."""
+    from bccmt.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name)
+    (path / "models").mkdir(parents=True)
+    with open(path / "config.yaml", "w") as f:
+        yaml.safe_dump({"model": {"name": name, "args": {}}, "features": dict(features),
+                        "seed": 7}, f)
+    torch.save({"model_name": name, "model_args": {}, "state_dict": model.state_dict(),
+                "spk2idx": {"a": 0}, "epochs_averaged": [1]}, path / "models" / "final.pt")
+    return path
+
+
+def make_data(path, lengths, fbank=None, n_spk=2):
+    """A data dir with random fbank-like feats.scp, utt2spk and fbank.yaml (dither 0)."""
+    rng = np.random.default_rng(1)
+    path.mkdir(parents=True)
+    utts = {f"id1000{i % n_spk}/vid/{i:05d}": rng.normal(5, 2, size=(t, 80)).astype(np.float32)
+            for i, t in enumerate(lengths)}
+    import kaldiio
+
+    kaldiio.save_ark(str(path / "feats.ark"), utts, scp=str(path / "feats.scp"))
+    write_kv(path / "utt2spk", {u: u.split("/")[0] for u in utts})
+    write_kv(path / "wav.scp", {u: "/nonexistent.wav" for u in utts})
+    with open(path / "fbank.yaml", "w") as f:
+        yaml.safe_dump(dict(fbank or {**FEATS, "dither": 0.0}), f)
+    return path, utts
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    return make_exp(tmp_path_factory.mktemp("exp") / "bccmt_tiny")
+
+
+def test_chunk_bounds():
+    assert chunk_bounds(100, 3000) == [(0, 100)]
+    assert chunk_bounds(3000, 3000) == [(0, 3000)]
+    assert chunk_bounds(3001, 3000) == [(0, 1501), (1501, 3001)]
+    assert chunk_bounds(7000, 3000) == [(0, 2334), (2334, 4667), (4667, 7000)]
+
+
+def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
+    data, utts = make_data(tmp_path / "data", [120, 60, 120, 30, 250])
+    cfg = ExtractConfig(max_chunk_frames=100)  # the 250-frame utt -> 3 chunks, averaged
+    _, scp1, n1 = extract_job(exp, data, tmp_path / "e1", cfg=cfg)
+    _, scp2, n2 = extract_job(exp, data, tmp_path / "e2", cfg=cfg)
+    k1, e1 = read_vectors(scp1)
+    k2, e2 = read_vectors(scp2)
+    assert n1 == n2 == 5 and k1 == k2 == sorted(utts)
+    assert e1.dtype == np.float32 and e1.shape == (5, 128)
+    assert np.array_equal(e1.view(np.uint32), e2.view(np.uint32))  # bit-identical
+    assert check_one_per_utterance(scp1, FeatureSource(data, FEATS)) == 5
+    # batching does not change the result beyond float rounding; chunks are averaged
+    from bccmt.train.checkpoint import load_embedding_model
+
+    model, _ = load_embedding_model(exp)
+    src = FeatureSource(data, FEATS)
+    one = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(max_chunk_frames=100,
+                                                                        window_utts=1)))
+    assert np.allclose(np.stack([one[k] for k in k1]), e1, atol=1e-5)
+    from bccmt.features import apply_cmn
+
+    long_utt = [u for u in utts if utts[u].shape[0] == 250][0]
+    with torch.inference_mode():
+        parts = [model(torch.from_numpy(apply_cmn(utts[long_utt][s:e]))[None])[0].numpy()
+                 for s, e in chunk_bounds(250, 100)]
+    assert np.allclose(one[long_utt], np.mean(parts, axis=0), atol=1e-5)
+
+
+def test_one_per_utterance_check_and_spk_mean(exp, tmp_path):
+    data, utts = make_data(tmp_path / "data", [60, 70, 80])
+    keys = sorted(utts)
+    write_vectors(tmp_path / "x.ark", tmp_path / "x.scp",
+                  [(k, np.full(4, i, np.float32)) for i, k in enumerate(keys[:2])])
+    with pytest.raises(ExtractError, match=r"missing 1 .*" + keys[2].split("/")[0]):
+        check_one_per_utterance(tmp_path / "x.scp", FeatureSource(data, FEATS))
+    write_vectors(tmp_path / "y.ark", tmp_path / "y.scp",
+                  [(k, np.full(4, i, np.float32)) for i, k in enumerate(keys)])
+    assert speaker_means(tmp_path / "y.scp", data / "utt2spk", tmp_path) == 2
+    spk, means = read_vectors(tmp_path / "spk_xvector.scp")
+    assert spk == ["id10000", "id10001"]
+    # sorted keys: id10000/vid/00000 -> 0, id10000/vid/00002 -> 1, id10001/vid/00001 -> 2
+    assert np.allclose(means[:, 0], [0.5, 2.0])
+
+
+def test_feature_config_mismatch_is_an_error(exp, tmp_path):
+    data, _ = make_data(tmp_path / "data", [60], fbank={**FEATS, "num_mel_bins": 64, "dither": 0})
+    with pytest.raises(ExtractError, match="num_mel_bins: data 64 vs model 80"):
+        extract_job(exp, data, tmp_path / "out")
+
+
+def test_dithered_features_are_recomputed_from_wav(tmp_path):
+    import soundfile as sf
+
+    data, utts = make_data(tmp_path / "data", [60], fbank=FEATS)  # dither 1.0 in fbank.yaml
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.random.default_rng(0).uniform(-0.3, 0.3, 16000).astype(np.float32), 16000,
+             subtype="PCM_16")
+    write_kv(data / "wav.scp", {u: str(wav) for u in utts})
+    src = FeatureSource(data, FEATS)
+    assert not src.use_feats and src.cfg.dither == 0.0
+    a, b = src(next(iter(utts))), src(next(iter(utts)))
+    assert a.shape == (98, 80) and np.array_equal(a, b)
+
+
+def test_cli_parallel_jobs_merge(exp, tmp_path):
+    data, utts = make_data(tmp_path / "data", [60, 61, 62, 63])
+    out = tmp_path / "emb"
+    # through the Kaldi-style wrapper -> python -m bccmt.bin.extract_embeddings -> run.py
+    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{REPO / 'utils'}:{os.environ['PATH']}")
+    r = subprocess.run(["bash", "local/extract_embeddings.sh", "--nj", "2", "--spk-mean", "true",
+                        str(exp), str(data), str(out)], cwd=REPO, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "4 embeddings in" in r.stderr
+    keys, emb = read_vectors(out / "xvector.scp")
+    assert keys == sorted(utts) and emb.shape == (4, 128)
+    assert not list(out.glob("xvector.[0-9]*"))  # job parts merged and removed
+    assert (out / "log" / "extract.2.log").is_file()
+    _, single, _ = extract_job(exp, data, tmp_path / "single")
+    assert np.allclose(read_vectors(single)[1], emb, atol=1e-6)
+    assert read_vectors(out / "spk_xvector.scp")[0] == ["id10000", "id10001"]
+    assert (out / "utt2spk").read_text().splitlines()[0] == f"{sorted(utts)[0]} id10000"
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    data, _ = make_data(tmp_path / "data", [60])
+    with pytest.raises(ExtractError, match="config.yaml: no such file"):
+        extract_job(tmp_path / "no_exp", data, tmp_path / "out")
+    exp = make_exp(tmp_path / "exp")
+    (exp / "models" / "final.pt").unlink()
+    with pytest.raises(ExtractError, match="final.pt: no such file"):
+        extract_job(exp, data, tmp_path / "out")
