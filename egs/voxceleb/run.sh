@@ -78,7 +78,7 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log 1 "augmentation of $data/$train_set (MUSAN $musan_root, RIRS $rirs_root)"
-  aug_opts=(--nj $nj --seed $seed --musan-root "$musan_root" --rirs-root "$rirs_root")
+  aug_opts=(--nj $nj --cmd "$cmd" --seed $seed --musan-root "$musan_root" --rirs-root "$rirs_root")
   [ -n "$aug_subset" ] && aug_opts+=(--subset $aug_subset)
   local/augment_data_dir.sh "${aug_opts[@]}" $data/$train_set
   combine_data_dir.py $data/${train_set}_aug $data/$train_set \
