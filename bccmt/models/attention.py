@@ -1,0 +1,98 @@
+"""Temporal (1-D) multi-head self-attention of the revised BC-CMT block.
+
+Queries come from the frequency-averaged, layer-normalised map (B, T, C). Keys and values come from
+the same sequence shortened in time by a grouped conv (kernel = stride = r, groups = heads by
+default: fewer groups than CMT's depthwise reduction). A clipped relative-distance table per head
+gives a position bias for any length. The attention output (B, C, T) is broadcast over frequency and
+added to the 2-D input (broadcasted residual learning). The softmax map (B, heads, T, ceil(T/r)) is
+returned for attention-map knowledge distillation; its shape depends on neither F nor C.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RelativePositionBias(nn.Module):
+    """Learned bias per head and clipped relative distance, usable for any sequence length.
+
+    The distance between query frame i and key window j (covering frames [j*r, (j+1)*r)) is
+    i - (j*r + r//2), in frames of the block's own time resolution, clipped to +/- max_distance.
+    """
+
+    def __init__(self, heads: int, max_distance: int = 64):
+        super().__init__()
+        self.max_distance = max_distance
+        self.table = nn.Parameter(torch.zeros(heads, 2 * max_distance + 1))
+        nn.init.trunc_normal_(self.table, std=0.02)
+
+    def forward(self, n_query: int, n_key: int, reduction: int) -> torch.Tensor:
+        """(heads, n_query, n_key) bias, bias[h, i, j] = table[h, clip(i - j*r - r//2)].
+
+        Built from one 1-D lookup u[m] = table[clip(m - (n_key-1)*r - r//2)] of length
+        n_query + (n_key-1)*r, whose windows u[(n_key-1-j)*r : ... + n_query] are the columns
+        (cheaper than gathering n_query * n_key indices)."""
+        r = reduction
+        m = torch.arange(n_query + (n_key - 1) * r, device=self.table.device)
+        dist = (m - (n_key - 1) * r - r // 2).clamp(-self.max_distance, self.max_distance)
+        u = self.table[:, dist + self.max_distance]                     # (heads, L)
+        return u.unfold(1, n_query, r).flip(1).transpose(1, 2)          # (heads, Tq, Tk)
+
+    def reference(self, n_query: int, n_key: int, reduction: int) -> torch.Tensor:
+        """Direct (slow) gather of the same bias; used by the tests."""
+        q = torch.arange(n_query, device=self.table.device)
+        centre = torch.arange(n_key, device=self.table.device) * reduction + reduction // 2
+        dist = (q[:, None] - centre[None, :]).clamp(-self.max_distance, self.max_distance)
+        return self.table[:, dist + self.max_distance]
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """q (B, h, Nq, d), k/v (B, h, Nk, d), bias broadcastable to (B, h, Nq, Nk).
+    Returns (output (B, h, Nq, d), softmax map (B, h, Nq, Nk))."""
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5) + bias
+    attn = scores.softmax(dim=-1)
+    return torch.matmul(attn, v), attn
+
+
+class TemporalMHSA(nn.Module):
+    """Pre-norm temporal MHSA, grouped-conv K/V reduction; x (B,C,F,T) -> x + broadcast(attn)."""
+
+    def __init__(self, dim: int, heads: int, reduction: int, kv_groups: Optional[int] = None,
+                 max_distance: int = 64):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"TemporalMHSA: dim {dim} is not divisible by heads {heads}")
+        groups = heads if kv_groups is None else kv_groups
+        if dim % groups:
+            raise ValueError(f"TemporalMHSA: dim {dim} is not divisible by kv_groups {groups}")
+        self.heads = heads
+        self.reduction = reduction
+        self.norm = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim)
+        if reduction > 1:
+            self.reduce = nn.Conv1d(dim, dim, reduction, stride=reduction, groups=groups)
+            self.reduce_norm = nn.LayerNorm(dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_bias = RelativePositionBias(heads, max_distance)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        b, c, _, t = x.shape
+        z = self.norm(x.mean(dim=2).transpose(1, 2))                    # (B, T, C)
+        if self.reduction > 1:
+            zt = F.pad(z.transpose(1, 2), (0, (-t) % self.reduction))   # zero-pad to r multiple
+            kv_in = self.reduce_norm(self.reduce(zt).transpose(1, 2))   # (B, Tk, C)
+        else:
+            kv_in = z
+        tk = kv_in.shape[1]
+        h, d = self.heads, c // self.heads
+        q = self.q(z).reshape(b, t, h, d).transpose(1, 2)
+        k, v = self.kv(kv_in).reshape(b, tk, 2, h, d).permute(2, 0, 3, 1, 4)
+        out, attn = attend(q, k, v, self.rel_bias(t, tk, self.reduction))
+        out = self.proj(out.transpose(1, 2).reshape(b, t, c))           # (B, T, C)
+        return x + out.transpose(1, 2).unsqueeze(2), attn
