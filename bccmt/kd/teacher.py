@@ -1,0 +1,155 @@
+"""The KD teacher: strict load from its exp dir, freezing, a sanity check, and the loss terms.
+
+Loss (see bccmt.kd.attention_loss):
+    L = L_AAM(student) + kd.weight * L_attn + kd.embedding_weight * L_emb
+L_attn compares the student's and the frozen teacher's softmax attention maps, computed on the very
+same crop, at the mapped layers (default: the last block of each stage, ``model.kd_layers`` of
+both models, paired in order). The teacher runs in eval mode under no_grad; its parameters have
+requires_grad False, so no gradient reaches it and the optimiser never sees it.
+
+Check before distilling: the teacher's own classifier head (saved in its final.pt) classifies
+``kd.check_utts`` clean training crops of speakers it knows; the accuracy is logged and training
+stops with TeacherCheckError unless a one-sided binomial test rejects "chance level" (1 / number of
+teacher speakers) at level ``kd.check_p_value`` (null: log only).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from bccmt.kd.attention_loss import attention_kd_loss, embedding_kd_loss
+from bccmt.train.config import KDSection
+
+log = logging.getLogger(__name__)
+
+
+class TeacherCheckError(RuntimeError):
+    """The teacher is unusable (mismatched features/maps, or no better than chance)."""
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def load_teacher(exp_dir, features: Dict, device) -> Tuple[torch.nn.Module, Dict]:
+    """(frozen teacher, its final.pt dict); its feature config must equal the student's."""
+    from bccmt.train.checkpoint import load_embedding_model, load_final
+
+    model, cfg = load_embedding_model(exp_dir, device=device)
+    diff = sorted(k for k in set(features) | set(cfg["features"])
+                  if features.get(k) != cfg["features"].get(k))
+    if diff:
+        raise TeacherCheckError(
+            f"{Path(exp_dir) / 'config.yaml'}: teacher features differ from the training data's "
+            f"fbank.yaml in {', '.join(diff)}")
+    log.info("teacher %s (%s) loaded strictly from %s", cfg["model"]["name"],
+             type(model).__name__, exp_dir)
+    return freeze(model), load_final(exp_dir)
+
+
+def default_pairs(student, teacher, layers: Optional[List[List[int]]]) -> List[Tuple[int, int]]:
+    if layers is not None:
+        return [(int(s), int(t)) for s, t in layers]
+    s, t = list(student.kd_layers), list(teacher.kd_layers)
+    if len(s) != len(t):
+        raise TeacherCheckError(f"student kd_layers {s} and teacher kd_layers {t} differ in length;"
+                                " set kd.layers: [[student, teacher], ...]")
+    return list(zip(s, t))
+
+
+@torch.no_grad()
+def teacher_accuracy(teacher, final: Dict, dataset, num_utts: int, device) -> Tuple[float, float, int]:
+    """(accuracy, chance, crops used) of the teacher's head on fixed clean crops of the data."""
+    from bccmt.models import build_head
+
+    if "head_state_dict" not in final:
+        raise TeacherCheckError("teacher final.pt has no head_state_dict: cannot check it")
+    head = build_head(final["head_name"], **final["head_args"])
+    head.load_state_dict(final["head_state_dict"], strict=True)
+    head = freeze(head).to(device)
+    head.margin = 0.0
+    t_spk2idx = final["spk2idx"]
+    idx2spk = {i: s for s, i in dataset.spk2idx.items()}
+    known = [i for i in range(len(dataset)) if idx2spk[int(dataset.labels[i])] in t_spk2idx]
+    if not known:
+        raise TeacherCheckError("no training speaker is known to the teacher: cannot check it")
+    rng = np.random.default_rng([dataset.seed, 999_999])
+    chosen = rng.choice(known, size=min(num_utts, len(known)), replace=False)
+    correct = 0
+    for start in range(0, len(chosen), 32):
+        batch = chosen[start:start + 32]
+        feats = torch.stack([torch.from_numpy(dataset.load_crop(int(i), rng, augment=False))
+                             for i in batch]).to(device)
+        labels = torch.tensor([t_spk2idx[idx2spk[int(dataset.labels[i])]] for i in batch],
+                              device=device)
+        logits = head(teacher(feats), labels)
+        correct += int((logits.argmax(-1) == labels).sum())
+    return correct / len(chosen), 1.0 / len(t_spk2idx), len(chosen)
+
+
+def chance_p_value(correct: int, n: int, chance: float) -> float:
+    """P(X >= correct) for X ~ Binomial(n, chance): how likely a chance-level teacher does as well."""
+    from scipy.stats import binom
+
+    return float(binom.sf(correct - 1, n, chance))
+
+
+class Distiller:
+    """Holds the frozen teacher and computes the KD loss terms for a student batch."""
+
+    def __init__(self, teacher, pairs, cfg: KDSection):
+        self.teacher, self.pairs, self.cfg = teacher, pairs, cfg
+
+    def check(self, student, final, dataset, device) -> float:
+        """Map shapes on a dummy crop, then the teacher's accuracy; raises TeacherCheckError."""
+        x = torch.zeros(2, dataset.crop_frames, dataset.feat_dim, device=device)
+        was_training = student.training
+        student.eval()
+        with torch.no_grad():
+            _, s_maps = student(x, return_attention=True)
+            _, t_maps = self.teacher(x, return_attention=True)
+        student.train(was_training)
+        for si, ti in self.pairs:
+            if not (0 <= si < len(s_maps) and 0 <= ti < len(t_maps)):
+                raise TeacherCheckError(f"kd layer pair ({si}, {ti}) out of range: student has "
+                                        f"{len(s_maps)} maps, teacher {len(t_maps)}")
+        try:
+            attention_kd_loss(s_maps, t_maps, self.pairs, self.cfg.loss, self.cfg.head_mode)
+        except ValueError as e:
+            raise TeacherCheckError(str(e)) from e
+        log.info("KD layer pairs (student, teacher): %s; shapes %s", self.pairs,
+                 [(tuple(s_maps[s].shape[1:]), tuple(t_maps[t].shape[1:])) for s, t in self.pairs])
+        acc, chance, n = teacher_accuracy(self.teacher, final, dataset, self.cfg.check_utts, device)
+        p_value = chance_p_value(round(acc * n), n, chance)
+        log.info("teacher check: accuracy %.3f on %d clean training crops (chance %.4f, "
+                 "p-value of chance level %.2g)", acc, n, chance, p_value)
+        if self.cfg.check_p_value is not None and not p_value < self.cfg.check_p_value:
+            raise TeacherCheckError(
+                f"teacher accuracy {acc:.3f} on {n} crops is not significantly above chance "
+                f"{chance:.4f} (p = {p_value:.2g} >= kd.check_p_value {self.cfg.check_p_value}): "
+                "train the teacher longer or check --teacher-exp")
+        return acc
+
+    def losses(self, feats, s_emb, s_maps) -> Dict[str, torch.Tensor]:
+        """{'attn': ..., 'emb': ...} (emb only when kd.embedding_weight > 0) on the same crops."""
+        with torch.no_grad():
+            t_emb, t_maps = self.teacher(feats, return_attention=True)
+        attn, _ = attention_kd_loss(s_maps, t_maps, self.pairs, self.cfg.loss, self.cfg.head_mode)
+        out = {"attn": attn}
+        if self.cfg.embedding_weight > 0:
+            out["emb"] = embedding_kd_loss(s_emb, t_emb)
+        return out
+
+    def total(self, terms: Dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = self.cfg.weight * terms["attn"]
+        if "emb" in terms:
+            loss = loss + self.cfg.embedding_weight * terms["emb"]
+        return loss

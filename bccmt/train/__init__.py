@@ -1,0 +1,1 @@
+"""Speaker-embedding training: config, data crops, schedules, checkpoints, the DDP training loop."""
