@@ -38,9 +38,9 @@ usage="Usage: $0 [options]
 log() { echo "$(date '+%F %T') [run.sh stage $1] ${*:2}"; }
 
 if [ "$quick" = true ]; then
-  work=quick; corpus_conf=conf/mini_corpus_quick.yaml; train_sfx=_quick
+  work=quick; corpus_conf=conf/mini_corpus_quick.yaml
 else
-  work=.; corpus_conf=conf/mini_corpus.yaml; train_sfx=
+  work=.; corpus_conf=conf/mini_corpus.yaml
 fi
 data=$work/data; exp=$work/exp; fbank=$work/fbank; mini=$work/mini_corpus
 mkdir -p "$data" "$exp" "$fbank"
@@ -97,10 +97,19 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   for d in ${train_set}_aug $train_set $eval_set; do validate_data_dir.py --need-feats $data/$d; done
 fi
 
+# Quick mode shortens the schedules with overrides instead of second copies of the configs.
+quick_train_opts="train.epochs=1 data.samples_per_epoch=32 train.avg_last=1"
+quick_kd_opts="kd.check_utts=32 kd.check_p_value=null"
+
 train_model() {  # <config-name> <exp-name> [extra train.py options]
   local conf=$1 name=$2; shift 2
-  python -m bccmt.bin.train --config conf/$conf$train_sfx.yaml --train-data $data/${train_set}_aug \
-    --exp-dir $exp/$name --seed $seed --threads $train_threads "$@"
+  local sets=(train.seed=$seed)
+  if [ "$quick" = true ]; then
+    sets+=($quick_train_opts)
+    [ $conf = bccmt_tiny_kd ] && sets+=($quick_kd_opts)
+  fi
+  python -m bccmt.bin.train --config conf/$conf.yaml --train-data $data/${train_set}_aug \
+    --exp-dir $exp/$name --num-threads $train_threads "$@" --set "${sets[@]}"
 }
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
