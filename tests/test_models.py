@@ -247,3 +247,77 @@ def test_recipe_configs_name_registered_models():
             found += 1
     if found == 0:
         pytest.skip("no recipe config names a model yet")
+
+
+# --- channels_last fast path vs the plain NCHW PyTorch ops (same maths up to float rounding) ---
+
+def _rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_sub_band_batch_norm_matches_reshaped_batchnorm(momentum):
+    from bccmt.models.subband_norm import sub_band_batch_norm
+    torch.manual_seed(3)
+    b, c, f, t, s = 4, 6, 20, 30, 5
+    ref_bn = torch.nn.BatchNorm2d(c * s, momentum=momentum)
+    torch.nn.init.normal_(ref_bn.weight)
+    torch.nn.init.normal_(ref_bn.bias)
+    new_bn = torch.nn.BatchNorm2d(c * s, momentum=momentum)
+    new_bn.load_state_dict(ref_bn.state_dict())
+    x = (torch.randn(b, c, f, t) * 2 + 0.5).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(b, c, f, t).contiguous(memory_format=torch.channels_last)
+    x_ref, x_new = x.clone().requires_grad_(), x.clone().requires_grad_()
+    for _ in range(2):  # two steps: running statistics and num_batches_tracked evolve alike
+        y_ref = ref_bn(x_ref.reshape(b, c * s, f // s, t)).reshape(b, c, f, t)
+        y_new = sub_band_batch_norm(x_new, new_bn, s)
+        y_ref.backward(g)
+        y_new.backward(g)
+    assert y_new.is_contiguous(memory_format=torch.channels_last)
+    assert _rel_err(y_new, y_ref) < 1e-5
+    assert _rel_err(x_new.grad, x_ref.grad) < 1e-5
+    assert _rel_err(new_bn.weight.grad, ref_bn.weight.grad) < 1e-5
+    assert _rel_err(new_bn.bias.grad, ref_bn.bias.grad) < 1e-5
+    for name, ref_buf in ref_bn.state_dict().items():
+        assert torch.allclose(new_bn.state_dict()[name].float(), ref_buf.float(), rtol=1e-5,
+                              atol=1e-6), name
+    ref_bn.eval()
+    new_bn.eval()
+    with torch.no_grad():
+        assert _rel_err(sub_band_batch_norm(x, new_bn, s),
+                        ref_bn(x.reshape(b, c * s, f // s, t)).reshape(b, c, f, t)) < 1e-5
+
+
+@pytest.mark.parametrize("name,t", [("bccmt_tiny", 120), ("bccmt_base", 101),
+                                    ("bccmt_tiny_2dsa", 100)])
+def test_channels_last_path_matches_nchw_reference(name, t):
+    """Same weights, NCHW reference ops vs the channels_last path: train-mode embeddings, maps,
+    every parameter gradient, the BN running statistics, then eval-mode embeddings."""
+    torch.manual_seed(4)
+    ref = build_model(name).train()
+    ref.channels_last_min_frames = math.inf
+    new = build_model(name).train()
+    new.channels_last_min_frames = 0
+    new.load_state_dict(ref.state_dict())
+    x = feats(t, b=3, seed=5)
+    proj = torch.randn(3, ref.embedding_dim, generator=torch.Generator().manual_seed(6))
+    outs = {}
+    for key, model in (("ref", ref), ("new", new)):
+        emb, maps = model(x, return_attention=True)
+        ((emb * proj).sum() + sum((m * m).mean() for m in maps)).backward()
+        outs[key] = (emb.detach(), [m.detach() for m in maps])
+    assert _rel_err(outs["new"][0], outs["ref"][0]) < 1e-4
+    for a, b in zip(outs["new"][1], outs["ref"][1]):
+        assert torch.allclose(a, b, atol=1e-5)
+    ref_params = dict(ref.named_parameters())
+    gmax = max(p.grad.abs().max().item() for p in ref.parameters())
+    for pname, p in new.named_parameters():  # (some grads are ~1e-6: rounding-level atol)
+        r = ref_params[pname].grad
+        assert (p.grad - r).abs().max() <= 1e-3 * r.abs().max() + 1e-5 * gmax, pname
+    ref_state = ref.state_dict()
+    for key, buf in new.state_dict().items():
+        assert torch.allclose(buf.float(), ref_state[key].float(), rtol=1e-4, atol=1e-5), key
+    ref.eval()
+    new.eval()
+    with torch.no_grad():
+        assert _rel_err(new(x), ref(x)) < 1e-4

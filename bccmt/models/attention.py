@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bccmt.models.layout import add_freq_broadcast, freq_mean
+
 
 class RelativePositionBias(nn.Module):
     """Learned bias per head and clipped relative distance, usable for any sequence length.
@@ -83,7 +85,7 @@ class TemporalMHSA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         b, c, _, t = x.shape
-        z = self.norm(x.mean(dim=2).transpose(1, 2))                    # (B, T, C)
+        z = self.norm(freq_mean(x).transpose(1, 2))                     # (B, T, C)
         if self.reduction > 1:
             zt = F.pad(z.transpose(1, 2), (0, (-t) % self.reduction))   # zero-pad to r multiple
             kv_in = self.reduce_norm(self.reduce(zt).transpose(1, 2))   # (B, Tk, C)
@@ -95,4 +97,4 @@ class TemporalMHSA(nn.Module):
         k, v = self.kv(kv_in).reshape(b, tk, 2, h, d).permute(2, 0, 3, 1, 4)
         out, attn = attend(q, k, v, self.rel_bias(t, tk, self.reduction))
         out = self.proj(out.transpose(1, 2).reshape(b, t, c))           # (B, T, C)
-        return x + out.transpose(1, 2).unsqueeze(2), attn
+        return add_freq_broadcast(x, out.transpose(1, 2)), attn

@@ -39,7 +39,11 @@ from bccmt.models.attention import TemporalMHSA
 from bccmt.models.base import MIN_FRAMES, EmbeddingModel
 from bccmt.models.blocks import BCIRFFN, BCLPU, Stem, Transition
 from bccmt.models.conventional import FreqTimeMHSA
+from bccmt.models.layout import channels_last_grad
 from bccmt.models.pooling import FreqStatsASP
+
+# batch x frames from which BCCMT runs its trunk in channels_last (see BCCMT.__init__)
+CHANNELS_LAST_MIN_FRAMES = 3000
 
 
 @dataclass
@@ -114,11 +118,20 @@ class BCCMT(EmbeddingModel):
                 BCCMTBlock(dim, freq, cfg.heads[s], cfg.kv_reduction[s], cfg)
                 for _ in range(depth)))
         self.pool = FreqStatsASP(cfg.channels[-1], cfg.embedding_dim, cfg.pool_bottleneck)
+        # Inputs of at least this many frames in all (batch x frames) run the trunk in
+        # channels_last memory format: same maths, and on CPU the depthwise/1x1 conv and
+        # batch-norm kernels are 2-3x faster in it at these channel counts, which wins from about
+        # 3000 frames on (training batches: 1.2x fwd+bwd). Small inputs (batch-1 extraction of
+        # short utterances) keep NCHW, where its conversions would cost more than they save.
+        # math.inf = always NCHW (the plain PyTorch ops; the equivalence tests' reference).
+        self.channels_last_min_frames: float = CHANNELS_LAST_MIN_FRAMES
 
     def forward(self, feats: torch.Tensor, return_attention: bool = False):
         """feats (B, T, n_mels) -> (B, E), or ((B, E), [maps]) with return_attention."""
         self.check_feats(feats)
         x = self.stem(feats.transpose(1, 2).unsqueeze(1))
+        if feats.shape[0] * feats.shape[1] >= self.channels_last_min_frames:
+            x = x.contiguous(memory_format=torch.channels_last)       # (B, F, T, C) storage
         maps: List[torch.Tensor] = []
         for s, stage in enumerate(self.stages):
             if s > 0:
@@ -127,7 +140,7 @@ class BCCMT(EmbeddingModel):
                 x, attn = block(x)
                 if return_attention:
                     maps.append(attn)
-        emb = self.pool(x)
+        emb = self.pool(channels_last_grad(x))
         return (emb, maps) if return_attention else emb
 
 

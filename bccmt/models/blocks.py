@@ -1,6 +1,7 @@
 """Convolutional building blocks of BC-CMT (broadcasted residual learning, BC-ResNet style).
 
-All tensors are (B, C, F, T): channels, frequency bins, frames.
+All tensors are (B, C, F, T): channels, frequency bins, frames (the network keeps them in
+channels_last memory format; see bccmt.models.layout).
 - SubSpectralNorm: BatchNorm applied separately to S frequency sub-bands.
 - BCLPU: local perception unit, x + SSN(freqDW(x)) + broadcast(BN(timeDW(mean_F(.)))).
 - BCIRFFN: inverted-residual FFN with a frequency branch and a broadcast temporal branch.
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from bccmt.models.layout import GELU, add_freq_broadcast, freq_mean
+from bccmt.models.subband_norm import sub_band_batch_norm
 
 
 class SubSpectralNorm(nn.Module):
@@ -27,13 +31,12 @@ class SubSpectralNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.sub_bands == 1:
             return self.bn(x)
-        b, c, f, t = x.shape
-        x = self.bn(x.reshape(b, c * self.sub_bands, f // self.sub_bands, t))
-        return x.reshape(b, c, f, t)
+        return sub_band_batch_norm(x, self.bn, self.sub_bands)
 
 
 class BroadcastTemporal(nn.Module):
-    """mean over frequency -> depthwise time conv (kernel 3) -> BN; returns (B, C, 1, T)."""
+    """mean over frequency -> depthwise time conv (kernel 3) -> BN; returns (B, C, T), which the
+    caller broadcasts over frequency (add_freq_broadcast)."""
 
     def __init__(self, channels: int, dilation: int = 1):
         super().__init__()
@@ -42,7 +45,7 @@ class BroadcastTemporal(nn.Module):
         self.bn = nn.BatchNorm1d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x.mean(dim=2))).unsqueeze(2)
+        return self.bn(self.conv(freq_mean(x)))
 
 
 class FreqDepthwise(nn.Module):
@@ -70,7 +73,7 @@ class BCLPU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y2 = self.freq(x)
-        return x + y2 + self.temporal(y2)
+        return add_freq_broadcast(x + y2, self.temporal(y2))
 
 
 class BCIRFFN(nn.Module):
@@ -81,17 +84,17 @@ class BCIRFFN(nn.Module):
         super().__init__()
         hidden = int(round(channels * ratio))
         self.expand = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False),
-                                    nn.BatchNorm2d(hidden), nn.GELU())
+                                    nn.BatchNorm2d(hidden), GELU())
         self.freq = FreqDepthwise(hidden, freq_bins, sub_bands)
         self.temporal = BroadcastTemporal(hidden)
-        self.act = nn.GELU()
+        self.act = GELU()
         self.project = nn.Sequential(nn.Conv2d(hidden, channels, 1, bias=False),
                                      nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.expand(x)
         h2 = self.freq(h)
-        h = self.act(h + h2 + self.temporal(h2))
+        h = self.act(add_freq_broadcast(h + h2, self.temporal(h2)))
         return x + self.project(h)
 
 
@@ -117,7 +120,7 @@ class Transition(nn.Module):
         super().__init__()
         kt = 3 if time_stride > 1 else 1
         self.pointwise = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False),
-                                       nn.BatchNorm2d(c_out), nn.GELU())
+                                       nn.BatchNorm2d(c_out), GELU())
         self.down = nn.Sequential(
             nn.Conv2d(c_out, c_out, (3, kt), stride=(2, time_stride), padding=(1, kt // 2),
                       groups=c_out, bias=False),
