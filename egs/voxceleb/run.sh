@@ -19,7 +19,7 @@ vox2_root=""           # VoxCeleb2 root (<root>/dev/aac/idXXXXX/...m4a); empty: 
 trials_dir=""          # folder holding veri_test2.txt etc.; empty: the VoxCeleb1 root
 musan_root=""          # MUSAN root; empty: the mini corpus's synthetic one
 rirs_root=""           # RIRS_NOISES root; empty: the mini corpus's synthetic one
-aug_subset=""          # augment only this many random training utterances per type (empty: all)
+aug_subset=""          # augment this many random training utterances per type (empty: all; mini corpus: a quarter)
 with_ecapa=false       # also train and score the ECAPA-TDNN (C=512) peer
 backends="cosine asnorm plda"  # scoring backends for stage 5
 seed=1234              # seed for corpus, augmentation and training
@@ -79,6 +79,9 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log 1 "augmentation of $data/$train_set (MUSAN $musan_root, RIRS $rirs_root)"
   aug_opts=(--nj $nj --cmd "$cmd" --seed $seed --musan-root "$musan_root" --rirs-root "$rirs_root")
+  if [ -z "$aug_subset" ] && [ "$use_mini" = true ]; then
+    aug_subset=$(( $(wc -l < $data/$train_set/utt2spk) / 4 ))  # short CPU schedules learn faster
+  fi
   [ -n "$aug_subset" ] && aug_opts+=(--subset $aug_subset)
   local/augment_data_dir.sh "${aug_opts[@]}" $data/$train_set
   combine_data_dir.py $data/${train_set}_aug $data/$train_set \
