@@ -134,7 +134,8 @@ def test_speakers_disjoint_and_unique():
     train = {p.speaker.spk_id for p in plan.train}
     test = {p.speaker.spk_id for p in plan.test}
     extra = {s.spk_id for s in plan.extra_speakers}
-    assert len(train) == 200 and len(test) == 40 and not train & test and not extra & (train | test)
+    assert (len(train), len(test)) == (cfg.train.speakers, cfg.test.speakers)
+    assert not train & test and not extra & (train | test)
     speakers = [p.speaker for p in plan.train + plan.test] + plan.extra_speakers
     combos = [s.combo() for s in speakers]
     assert len(set(combos)) == len(combos)
