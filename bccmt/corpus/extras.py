@@ -58,22 +58,22 @@ def music_signal(rng: np.random.Generator, n: int) -> np.ndarray:
     return (y / np.max(np.abs(y)) * 0.7).astype(np.float32)
 
 
-def render_noise(args: Tuple[CorpusConfig, str, int]) -> List[Tuple[str, float]]:
+def _render_musan(kind: str, signal, args: Tuple[CorpusConfig, str, int]) -> List[Tuple[str, float]]:
+    """One synthetic MUSAN-layout file ``musan/<kind>/synthetic/<kind>-synthetic-NNNN.wav``."""
     cfg, root, i = args
-    rng = rng_for(cfg.seed, "musan-noise", i)
-    rel = f"musan/noise/synthetic/noise-synthetic-{i:04d}.wav"
-    x = noise_signal(rng, _dur(cfg, rng))
+    rng = rng_for(cfg.seed, f"musan-{kind}", i)
+    rel = f"musan/{kind}/synthetic/{kind}-synthetic-{i:04d}.wav"
+    x = signal(rng, _dur(cfg, rng))
     write_wav(os.path.join(root, rel), x)
     return [(rel, len(x) / SR)]
+
+
+def render_noise(args: Tuple[CorpusConfig, str, int]) -> List[Tuple[str, float]]:
+    return _render_musan("noise", noise_signal, args)
 
 
 def render_music(args: Tuple[CorpusConfig, str, int]) -> List[Tuple[str, float]]:
-    cfg, root, i = args
-    rng = rng_for(cfg.seed, "musan-music", i)
-    rel = f"musan/music/synthetic/music-synthetic-{i:04d}.wav"
-    x = music_signal(rng, _dur(cfg, rng))
-    write_wav(os.path.join(root, rel), x)
-    return [(rel, len(x) / SR)]
+    return _render_musan("music", music_signal, args)
 
 
 def render_speech(args: Tuple[CorpusConfig, str, int, Speaker]) -> List[Tuple[str, float]]:
