@@ -15,11 +15,16 @@ whole. Longer ones are cut into the fewest contiguous, near-equal chunks no long
 embeddings are averaged (plain mean). Utterances shorter than the model's ``min_frames`` are tiled
 (repeated) up to that length.
 
-Batching. Inside a window of utterances, inputs are sorted by length and inputs of *equal* length
-(e.g. the chunks of long utterances) share a batch of at most ``batch_frames`` frames; unequal
-lengths are never padded, because padding changes the output of models without masks. Results do
-not depend on the batching, the window or the number of jobs beyond float rounding, and a rerun is
-bit-identical (inference mode, eval mode, no dither).
+Length quantum and batching. With ``length_quantum`` q > 1 every input (utterance or chunk) longer
+than the model's minimum keeps only its central ``T - T % q`` frames (at most q - 1 frames, i.e.
+< 0.16 s at q = 16, are dropped). The kept length is a function of the input alone, so many inputs
+share a length. Inside a window of utterances, inputs are sorted by length and inputs of *equal*
+length share a batch of at most ``batch_frames`` frames; unequal lengths are never padded, because
+padding changes the output of models without masks. q = 1 embeds every frame (mostly batch-1
+forwards on a corpus of varied lengths); q = 16 batches a VoxCeleb-like list in a few dozen
+lengths and is several times faster on CPU. Results do not depend on the batching, the window or
+the number of jobs beyond float rounding, and a rerun is bit-identical (inference mode, eval mode,
+no dither).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ class ExtractError(RuntimeError):
 class ExtractConfig:
     max_chunk_frames: int = 3000  # longer utterances: near-equal chunks, embeddings averaged
     batch_frames: int = 30000  # max frames per batch (equal-length inputs only)
-    window_utts: int = 256  # utterances loaded at once (bounds memory)
+    length_quantum: int = 16  # inputs keep their central T - T % q frames (1 = all frames)
+    window_utts: int = 512  # utterances loaded at once (bounds memory)
     device: str = "cpu"  # torch device
 
 
@@ -148,6 +154,7 @@ def embed_utterances(
                 x = feats[s:e]
                 if x.shape[0] < min_frames:
                     x = np.tile(x, (-(-min_frames // x.shape[0]), 1))[:min_frames]
+                x = quantise_length(x, cfg.length_quantum, min_frames)
                 inputs.append((pos, apply_cmn(x)))
         sums: Dict[int, List[np.ndarray]] = {}
         for batch in _equal_length_batches(inputs, cfg.batch_frames):
@@ -162,6 +169,14 @@ def embed_utterances(
             if not np.all(np.isfinite(vec)):
                 raise ExtractError(f"embedding of '{utt}' is not finite")
             yield utt, np.asarray(vec, dtype=np.float32)
+
+
+def quantise_length(x: np.ndarray, quantum: int, min_frames: int = 1) -> np.ndarray:
+    """The central max(min_frames, T - T % quantum) frames of x (T, F); x itself if quantum <= 1."""
+    t = x.shape[0]
+    keep = max(min(min_frames, t), t - t % quantum) if quantum > 1 else t
+    start = (t - keep) // 2
+    return x[start:start + keep]
 
 
 def _equal_length_batches(inputs: List[Tuple[int, np.ndarray]], batch_frames: int):

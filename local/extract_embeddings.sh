@@ -9,6 +9,7 @@ nj=4  # number of parallel jobs
 cmd=run.py  # job runner (cmd.sh: run.py or run.py --backend slurm ...)
 spk_mean=false  # also write per-speaker mean embeddings (for the training set: AS-norm cohort)
 max_chunk_frames=3000  # utterances longer than this are embedded in chunks and averaged
+length_quantum=16  # inputs keep their central T - T % q frames so that equal lengths batch (1 = all)
 device=cpu  # torch device for the model
 usage="Usage: $0 [options] <exp-dir> <data-dir> <out-dir>
  e.g.: $0 --nj 8 --spk-mean true exp/bccmt_tiny data/vox2_dev exp/bccmt_tiny/embeddings/vox2_dev"
@@ -35,7 +36,8 @@ done
 opts=()
 [ "$spk_mean" = true ] && opts+=(--spk-mean)
 python -m bccmt.bin.extract_embeddings --exp-dir "$exp_dir" --data "$data" --out "$out" \
-  --nj "$nj" --cmd "$cmd" --max-chunk-frames "$max_chunk_frames" --device "$device" "${opts[@]}"
+  --nj "$nj" --cmd "$cmd" --max-chunk-frames "$max_chunk_frames" \
+  --length-quantum "$length_quantum" --device "$device" "${opts[@]}"
 
 n_utt=$(grep -c . "$data/utt2spk")
 n_emb=$(grep -c . "$out/xvector.scp")

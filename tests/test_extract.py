@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from bccmt.embed import (ExtractConfig, ExtractError, FeatureSource, check_one_per_utterance,
-                         chunk_bounds, embed_utterances, extract_job, speaker_means)
+                         chunk_bounds, embed_utterances, extract_job, quantise_length,
+                         speaker_means)
 from bccmt.io.tables import write_kv
 from bccmt.io.vectors import read_vectors, write_vectors
 
@@ -63,7 +64,7 @@ def test_chunk_bounds():
 
 def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
     data, utts = make_data(tmp_path / "data", [120, 60, 120, 30, 250])
-    cfg = ExtractConfig(max_chunk_frames=100)  # the 250-frame utt -> 3 chunks, averaged
+    cfg = ExtractConfig(max_chunk_frames=100, length_quantum=1)  # 250 frames -> 3 chunks, averaged
     _, scp1, n1 = extract_job(exp, data, tmp_path / "e1", cfg=cfg)
     _, scp2, n2 = extract_job(exp, data, tmp_path / "e2", cfg=cfg)
     k1, e1 = read_vectors(scp1)
@@ -77,8 +78,8 @@ def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
 
     model, _ = load_embedding_model(exp)
     src = FeatureSource(data, FEATS)
-    one = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(max_chunk_frames=100,
-                                                                        window_utts=1)))
+    one = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(
+        max_chunk_frames=100, length_quantum=1, window_utts=1)))
     assert np.allclose(np.stack([one[k] for k in k1]), e1, atol=1e-5)
     from bccmt.features import apply_cmn
 
@@ -87,6 +88,35 @@ def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
         parts = [model(torch.from_numpy(apply_cmn(utts[long_utt][s:e]))[None])[0].numpy()
                  for s, e in chunk_bounds(250, 100)]
     assert np.allclose(one[long_utt], np.mean(parts, axis=0), atol=1e-5)
+
+
+def test_quantise_length_keeps_central_frames():
+    x = np.arange(50, dtype=np.float32)[:, None]
+    assert quantise_length(x, 16).ravel().tolist() == list(range(1, 49))  # 48 central frames
+    assert np.array_equal(quantise_length(x, 1), x) and quantise_length(x[:48], 16).shape == (48, 1)
+    assert quantise_length(x, 16, min_frames=40).shape == (48, 1)
+    assert quantise_length(x[:45], 16, min_frames=40).ravel().tolist() == list(range(2, 42))
+    assert quantise_length(x[:10], 16, min_frames=20).shape == (10, 1)  # never longer than x
+
+
+def test_length_quantum_batches_near_equal_lengths(exp, tmp_path):
+    from bccmt.features import apply_cmn
+    from bccmt.train.checkpoint import load_embedding_model
+
+    data, utts = make_data(tmp_path / "data", [117, 120, 127, 90])  # 112, 112, 112, 80 kept
+    model, _ = load_embedding_model(exp)
+    src = FeatureSource(data, FEATS)
+    batches = []
+    real_forward = model.forward
+    model.forward = lambda x: batches.append(x.shape[0]) or real_forward(x)
+    got = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(length_quantum=16)))
+    assert sorted(batches) == [1, 3]  # three inputs share one batch
+    for u, feats in utts.items():
+        t = feats.shape[0] - feats.shape[0] % 16
+        s0 = (feats.shape[0] - t) // 2
+        with torch.inference_mode():
+            want = real_forward(torch.from_numpy(apply_cmn(feats[s0:s0 + t]))[None])[0].numpy()
+        assert np.allclose(got[u], want, atol=1e-5), u
 
 
 def test_one_per_utterance_check_and_spk_mean(exp, tmp_path):

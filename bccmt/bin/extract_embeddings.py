@@ -42,13 +42,18 @@ def main(argv=None) -> int:
                    help="longer utterances are embedded in near-equal chunks, then averaged")
     p.add_argument("--batch-frames", type=int, default=d.batch_frames,
                    help="max frames per batch of equal-length inputs")
+    p.add_argument("--length-quantum", type=int, default=d.length_quantum,
+                   help="inputs keep their central T - T %% q frames so that many share a length "
+                        "and a batch (1 = every frame, batch-1 forwards)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # worker mode
     p.add_argument("--num-jobs", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     setup_logging()
+    if a.length_quantum < 1:
+        p.error(f"--length-quantum must be >= 1, got {a.length_quantum}")
     cfg = ExtractConfig(max_chunk_frames=a.max_chunk_frames, batch_frames=a.batch_frames,
-                        device=a.device)
+                        length_quantum=a.length_quantum, device=a.device)
     try:
         if a.job is not None:
             extract_job(a.exp_dir, a.data, a.out, a.job, a.num_jobs or 1, cfg)
@@ -64,7 +69,8 @@ def main(argv=None) -> int:
                 f"JOB=1:{a.nj}", str(log), sys.executable, "-m", "bccmt.bin.extract_embeddings",
                 "--exp-dir", str(a.exp_dir), "--data", str(a.data), "--out", str(a.out),
                 "--max-chunk-frames", str(a.max_chunk_frames),
-                "--batch-frames", str(a.batch_frames), "--device", a.device,
+                "--batch-frames", str(a.batch_frames), "--length-quantum", str(a.length_quantum),
+                "--device", a.device,
                 "--job", "JOB", "--num-jobs", str(a.nj)]
             if subprocess.run(cmd).returncode != 0:
                 raise ExtractError(f"extraction jobs failed; see {log}")
