@@ -215,3 +215,24 @@ def test_config_errors_and_shipped_configs(tmp_path):
     with pytest.raises(ConfigError, match="even"):
         load_config(str(bad))
     assert make_mini_corpus.main(["--config", str(bad), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_noise_per_utterance_redraws_only_the_noise(tmp_path):
+    from bccmt.corpus.channel import draw_channel, redraw_noise
+    from bccmt.corpus.config import ChannelSpace
+    from bccmt.corpus.speakers import rng_for
+
+    space = ChannelSpace(p_noise=1.0, eq_bands=[2, 2], p_reverb=1.0)
+    ch = draw_channel(rng_for(1, "channel", "s", "v"), space)
+    a = redraw_noise(ch, rng_for(1, "noise", "u1"), space)
+    b = redraw_noise(ch, rng_for(1, "noise", "u2"), space)
+    again = redraw_noise(ch, rng_for(1, "noise", "u1"), space)
+    assert (a.snr_db, a.noise_beta) == (again.snr_db, again.noise_beta)  # reproducible
+    assert (a.snr_db, a.noise_beta) != (b.snr_db, b.noise_beta)
+    for c in (a, b):  # the session's band, EQ, reverberation and level are kept
+        assert (c.band, c.eq, c.rt60, c.peak_dbfs) == (ch.band, ch.eq, ch.rt60, ch.peak_dbfs)
+        assert c.rir is ch.rir and space.snr_db[0] <= c.snr_db <= space.snr_db[1]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channel: {noise_per: video}\n")
+    with pytest.raises(ConfigError, match="noise_per must be 'session' or 'utterance'"):
+        load_config(str(bad))

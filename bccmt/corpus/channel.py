@@ -7,7 +7,7 @@ All signals are (N,) float32 at 16 kHz in [-1, 1].
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -92,6 +92,15 @@ def draw_channel(rng: np.random.Generator, space: ChannelSpace) -> Channel:
         ch.noise_beta = _uniform(rng, space.noise_color)
     ch.peak_dbfs = _uniform(rng, space.peak_dbfs)
     return ch
+
+
+def redraw_noise(ch: Channel, rng: np.random.Generator, space: ChannelSpace) -> Channel:
+    """A copy of ``ch`` with its own draw of the noise (presence, SNR, colour) from ``rng``."""
+    snr_db, beta = None, 0.0
+    if rng.random() < space.p_noise:
+        snr_db = _uniform(rng, space.snr_db)
+        beta = _uniform(rng, space.noise_color)
+    return replace(ch, snr_db=snr_db, noise_beta=beta)
 
 
 def apply_channel(x: np.ndarray, ch: Channel, rng: np.random.Generator,

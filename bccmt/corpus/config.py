@@ -65,6 +65,7 @@ class ChannelSpace:
     snr_db: List[float] = field(default_factory=lambda: [5, 30])  # session SNR
     snr_jitter_db: float = 2.0  # per-utterance deviation from the session SNR
     noise_color: List[float] = field(default_factory=lambda: [0.0, 2.0])  # 1/f^beta exponent
+    noise_per: str = "session"  # "session": one noise per video; "utterance": drawn per utterance
     peak_dbfs: List[float] = field(default_factory=lambda: [-20, -1])  # output gain (peak level)
 
 
@@ -135,6 +136,9 @@ def check_config(cfg: CorpusConfig, where: str = "config") -> None:
         raise ConfigError(f"{where}: test speakers need >= 2 utterances for target trials")
     if cfg.num_trials < 2 or cfg.num_trials % 2:
         raise ConfigError(f"{where}: num_trials must be even and >= 2, got {cfg.num_trials}")
+    if cfg.channel.noise_per not in ("session", "utterance"):
+        raise ConfigError(f"{where}: channel.noise_per must be 'session' or 'utterance', got "
+                          f"{cfg.channel.noise_per!r}")
     if cfg.train.speakers > 9999 or cfg.test.speakers > 9999:
         raise ConfigError(f"{where}: at most 9999 speakers per set (ids id0NNNN / id1NNNN)")
 

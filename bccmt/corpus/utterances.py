@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from bccmt.corpus.channel import SR, apply_channel, draw_channel, to_int16
+from bccmt.corpus.channel import SR, apply_channel, draw_channel, redraw_noise, to_int16
 from bccmt.corpus.config import CorpusConfig
 from bccmt.corpus.espeak import EspeakEngine, to_16k
 from bccmt.corpus.layout import SpeakerPlan
@@ -98,7 +98,10 @@ def render_speaker(args: Tuple[CorpusConfig, SpeakerPlan, str]) -> List[Tuple[st
         lo = int(cfg.utt_dur[0] * SR)
         if len(x) < lo:  # pad with silence (the channel noise fills it)
             x = np.concatenate([x, np.zeros(lo - len(x), dtype=np.float32)])
-        y = apply_channel(x, channels[video], rng, cfg.channel.snr_jitter_db)
+        ch = channels[video]
+        if cfg.channel.noise_per == "utterance":
+            ch = redraw_noise(ch, rng_for(cfg.seed, "noise", utt), cfg.channel)
+        y = apply_channel(x, ch, rng, cfg.channel.snr_jitter_db)
         rel = f"{plan.wav_dir}/{utt}.wav"
         write_wav(os.path.join(root, rel), y)
         out.append((rel, len(y) / SR))
