@@ -20,6 +20,7 @@ trials_dir=""          # folder holding veri_test2.txt etc.; empty: the VoxCeleb
 musan_root=""          # MUSAN root; empty: the mini corpus's synthetic one
 rirs_root=""           # RIRS_NOISES root; empty: the mini corpus's synthetic one
 aug_subset=""          # augment this many random training utterances per type (empty: all; mini corpus: a quarter)
+backend_utts=""        # embed this many random training utterances for the backends (mean, AS-norm cohort, LDA/PLDA; empty: all; mini corpus: half)
 with_ecapa=false       # also train and score the ECAPA-TDNN (C=512) peer
 backends="cosine asnorm plda"  # scoring backends for stage 5
 seed=1234              # seed for corpus, augmentation and training
@@ -61,6 +62,7 @@ students="bccmt_tiny_kd bccmt_tiny"
 models="$teacher $students"
 [ "$with_ecapa" = true ] && models="$models ecapa_tdnn"
 train_set=vox2_dev
+backend_set=${train_set}_backend  # the training utterances embedded for the backends (stage 4)
 eval_set=vox1
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -132,10 +134,19 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  if [ -z "$backend_utts" ] && [ "$use_mini" = true ]; then
+    backend_utts=$(( $(wc -l < $data/$train_set/utt2spk) / 2 ))  # saves CPU time for training
+  fi
+  if [ -n "$backend_utts" ]; then
+    log 4 "backend set: $backend_utts random utterances of $data/$train_set -> $data/$backend_set"
+    subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
+  else
+    rm -rf $data/$backend_set; cp -r $data/$train_set $data/$backend_set
+  fi
   for m in $models; do
-    for d in $train_set $eval_set; do
+    for d in $backend_set $eval_set; do
       log 4 "embeddings: $exp/$m on $data/$d -> $exp/$m/embeddings/$d"
-      local/extract_embeddings.sh --nj $nj --cmd "$cmd" $( [ $d = $train_set ] && echo --spk-mean true ) \
+      local/extract_embeddings.sh --nj $nj --cmd "$cmd" $( [ $d = $backend_set ] && echo --spk-mean true ) \
         $exp/$m $data/$d $exp/$m/embeddings/$d
     done
   done
@@ -145,7 +156,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   trials=$(ls $data/$eval_set/trials/*.kaldi)
   for m in $models; do
     log 5 "scoring $exp/$m with $backends"
-    local/score.sh --backends "$backends" --train-set $train_set $exp/$m $trials
+    local/score.sh --backends "$backends" --train-set $backend_set $exp/$m $trials
   done
 fi
 
