@@ -62,8 +62,11 @@ students="bccmt_tiny_kd bccmt_tiny"
 models="$teacher $students"
 [ "$with_ecapa" = true ] && models="$models ecapa_tdnn"
 train_set=vox2_dev
-backend_set=${train_set}_backend  # the training utterances embedded for the backends (stage 4)
 eval_set=vox1
+
+# The training utterances embedded for the backends: a random subset (stage 4) or the whole set.
+backend_set=$train_set
+if [ -n "$backend_utts" ] || [ "$use_mini" = true ]; then backend_set=${train_set}_backend; fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   if [ "$use_mini" = true ]; then
@@ -137,11 +140,9 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   if [ -z "$backend_utts" ] && [ "$use_mini" = true ]; then
     backend_utts=$(( $(wc -l < $data/$train_set/utt2spk) / 2 ))  # saves CPU time for training
   fi
-  if [ -n "$backend_utts" ]; then
+  if [ $backend_set != $train_set ]; then
     log 4 "backend set: $backend_utts random utterances of $data/$train_set -> $data/$backend_set"
     subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
-  else
-    rm -rf $data/$backend_set; cp -r $data/$train_set $data/$backend_set
   fi
   for m in $models; do
     for d in $backend_set $eval_set; do
