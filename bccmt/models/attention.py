@@ -2,7 +2,10 @@
 
 Queries come from the frequency-averaged, layer-normalised map (B, T, C). Keys and values come from
 the same sequence shortened in time by a grouped conv (kernel = stride = r, groups = heads by
-default: fewer groups than CMT's depthwise reduction). A clipped relative-distance table per head
+default: fewer groups than CMT's depthwise reduction). When T is not a multiple of r, the last,
+partial window is filled by repeating its last real frame (edge padding), so every key and value is
+computed from real frames only; zero padding would feed the conv frames that do not exist, and the
+last key would change with T mod r. A clipped relative-distance table per head
 gives a position bias for any length. The attention output (B, C, T) is broadcast over frequency and
 added to the 2-D input (broadcasted residual learning). The softmax map (B, heads, T, ceil(T/r)) is
 returned for attention-map knowledge distillation; its shape depends on neither F nor C.
@@ -87,7 +90,7 @@ class TemporalMHSA(nn.Module):
         b, c, _, t = x.shape
         z = self.norm(freq_mean(x).transpose(1, 2))                     # (B, T, C)
         if self.reduction > 1:
-            zt = F.pad(z.transpose(1, 2), (0, (-t) % self.reduction))   # zero-pad to r multiple
+            zt = F.pad(z.transpose(1, 2), (0, (-t) % self.reduction), mode="replicate")
             kv_in = self.reduce_norm(self.reduce(zt).transpose(1, 2))   # (B, Tk, C)
         else:
             kv_in = z
