@@ -169,6 +169,19 @@ def test_overrides_apply():
     assert emb.shape == (2, 64) and maps[-1].shape == (2, 8, 30, 30)
 
 
+@pytest.mark.parametrize("name", ["bccmt_base", "bccmt_tiny_2dsa"])
+def test_attention_maps_equal_the_forward_maps(models, name):
+    """The teacher's maps-only path (no later blocks, no pooling) gives the forward's maps."""
+    model = models[name].eval()
+    x = feats(120)
+    with torch.no_grad():
+        _, maps = model(x, return_attention=True)
+        for upto in (model.kd_layers[0], model.kd_layers[-1]):
+            part = model.attention_maps(x, upto)
+            assert len(part) == upto + 1
+            assert all(torch.equal(a, b) for a, b in zip(part, maps))
+
+
 @pytest.mark.parametrize("r", [2, 4, 8])
 def test_kv_reduction_pads_with_real_frames(r):
     """T = k*r + 1: the partial last K/V window must be built from real frames only. Repeating
@@ -212,6 +225,19 @@ def test_aam_head_margin():
     assert torch.allclose(logits[mask], 30.0 * cos[mask], atol=1e-5)
     head.margin = 0.0
     assert torch.allclose(head(emb, labels), 30.0 * cos, atol=1e-4)
+
+
+def test_head_accuracy_ignores_the_margin():
+    """cos 0.9 to the target centre and 0.85 to another: the AAM logits with m = 0.2 rank the other
+    class first (cos(acos(0.9) + 0.2) = 0.80), but the embedding is nearest its own centre."""
+    head = build_head("aam", 2, 2, scale=30.0, margin=0.2)
+    a, b = math.acos(0.9), math.acos(0.85)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [math.cos(a + b), math.sin(a + b)]]))
+    emb = torch.tensor([[math.cos(a), math.sin(a)]])
+    labels = torch.tensor([0])
+    assert head(emb, labels).argmax(-1).item() == 1
+    assert head.accuracy(emb, labels).item() == 1.0
 
 
 def test_aam_head_past_pi_stays_monotonic():

@@ -141,7 +141,11 @@ class Distiller:
     def losses(self, feats, s_emb, s_maps) -> Dict[str, torch.Tensor]:
         """{'attn': ..., 'emb': ...} (emb only when kd.embedding_weight > 0) on the same crops."""
         with torch.no_grad():
-            t_emb, t_maps = self.teacher(feats, return_attention=True)
+            if self.cfg.embedding_weight > 0 or not hasattr(self.teacher, "attention_maps"):
+                t_emb, t_maps = self.teacher(feats, return_attention=True)
+            else:  # only the maps are needed: skip the blocks after the last pair and the pooling
+                t_emb = None
+                t_maps = self.teacher.attention_maps(feats, max(t for _, t in self.pairs))
         attn, _ = attention_kd_loss(s_maps, t_maps, self.pairs, self.cfg.loss, self.cfg.head_mode)
         out = {"attn": attn}
         if self.cfg.embedding_weight > 0:

@@ -128,6 +128,17 @@ class BCCMT(EmbeddingModel):
 
     def forward(self, feats: torch.Tensor, return_attention: bool = False):
         """feats (B, T, n_mels) -> (B, E), or ((B, E), [maps]) with return_attention."""
+        x, maps = self._trunk(feats, sum(self.cfg.blocks))
+        emb = self.pool(channels_last_grad(x))
+        return (emb, maps) if return_attention else emb
+
+    def attention_maps(self, feats: torch.Tensor, upto: int) -> List[torch.Tensor]:
+        """The softmax maps of blocks 0..upto (network order), without running later blocks or the
+        pooling: what a KD teacher has to compute (``upto`` = its largest distilled index)."""
+        return self._trunk(feats, upto + 1)[1]
+
+    def _trunk(self, feats: torch.Tensor, num_blocks: int):
+        """Runs the first num_blocks blocks; returns (last activation, their maps)."""
         self.check_feats(feats)
         x = self.stem(feats.transpose(1, 2).unsqueeze(1))
         if feats.shape[0] * feats.shape[1] >= self.channels_last_min_frames:
@@ -137,11 +148,11 @@ class BCCMT(EmbeddingModel):
             if s > 0:
                 x = self.transitions[s - 1](x)
             for block in stage:
+                if len(maps) == num_blocks:
+                    return x, maps
                 x, attn = block(x)
-                if return_attention:
-                    maps.append(attn)
-        emb = self.pool(channels_last_grad(x))
-        return (emb, maps) if return_attention else emb
+                maps.append(attn)
+        return x, maps
 
 
 def map_shapes(cfg: BCCMTConfig, frames: int) -> List[Tuple[int, int, int]]:

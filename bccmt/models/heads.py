@@ -29,6 +29,12 @@ class _CosineHead(nn.Module):
         """(B, num_classes) cosine between embeddings and class centres."""
         return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
 
+    @torch.no_grad()
+    def accuracy(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Fraction of embeddings whose nearest class centre (cosine) is their label: the margin-free
+        decision, so that a margin during training does not read as a loss of accuracy."""
+        return (self.cosine(emb.detach().float()).argmax(-1) == labels).float().mean()
+
     def extra_repr(self) -> str:
         return (f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}, "
                 f"scale={self.scale}, margin={self.margin}")
