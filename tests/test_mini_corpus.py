@@ -236,3 +236,21 @@ def test_noise_per_utterance_redraws_only_the_noise(tmp_path):
     bad.write_text("channel: {noise_per: video}\n")
     with pytest.raises(ConfigError, match="noise_per must be 'session' or 'utterance'"):
         load_config(str(bad))
+
+
+def test_colour_jitter_varies_the_session_noise_per_utterance():
+    from bccmt.corpus.channel import draw_channel, jitter_noise
+    from bccmt.corpus.config import ChannelSpace
+    from bccmt.corpus.speakers import rng_for
+
+    space = ChannelSpace(p_noise=1.0, noise_color=[0.0, 2.0], color_jitter=0.3)
+    ch = draw_channel(rng_for(1, "channel", "s", "v"), space)
+    a = jitter_noise(ch, rng_for(1, "noise", "u1"), space)
+    b = jitter_noise(ch, rng_for(1, "noise", "u2"), space)
+    assert a.noise_beta == jitter_noise(ch, rng_for(1, "noise", "u1"), space).noise_beta
+    assert a.noise_beta != b.noise_beta
+    for c in (a, b):  # the session's SNR and channel are kept; the colour stays near the session's
+        assert abs(c.noise_beta - ch.noise_beta) <= 0.3 and 0.0 <= c.noise_beta <= 2.0
+        assert (c.snr_db, c.band, c.eq, c.peak_dbfs) == (ch.snr_db, ch.band, ch.eq, ch.peak_dbfs)
+    still = ChannelSpace(p_noise=1.0)  # no jitter: the channel is returned unchanged
+    assert jitter_noise(ch, rng_for(1, "noise", "u1"), still) is ch

@@ -82,6 +82,13 @@ def test_schedules():
     assert lr_factor(1.0, 3, o) == pytest.approx(1.0)
     assert lr_factor(2.0, 3, o) == pytest.approx(0.1)  # halfway (log scale) to 0.01
     assert lr_factor(3.0, 3, o) == pytest.approx(0.01)
+    # warm-up 1, hold the peak, decay over the last 2 of 10 epochs
+    w = small_config(optim={"lr": 0.1, "final_lr": 0.001, "warmup_epochs": 1.0,
+                            "decay_epochs": 2.0}).optim
+    assert [lr_factor(e, 10, w) for e in (0.5, 1.0, 5.0, 8.0, 9.0, 10.0)] == pytest.approx(
+        [0.5, 1.0, 1.0, 1.0, 0.1, 0.01])
+    w.decay_epochs = 20.0  # longer than the run: decays from the end of the warm-up
+    assert lr_factor(5.5, 10, w) == pytest.approx(0.1)
     h = small_config(head={"margin": 0.2, "margin_start_epoch": 1.0, "margin_end_epoch": 3.0}).head
     assert [margin_at(e, h) for e in (0.5, 1.0, 2.0, 3.0, 9.0)] == pytest.approx([0, 0, 0.1, 0.2, 0.2])
 

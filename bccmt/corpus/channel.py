@@ -103,6 +103,17 @@ def redraw_noise(ch: Channel, rng: np.random.Generator, space: ChannelSpace) -> 
     return replace(ch, snr_db=snr_db, noise_beta=beta)
 
 
+def jitter_noise(ch: Channel, rng: np.random.Generator, space: ChannelSpace) -> Channel:
+    """A copy of ``ch`` whose noise colour deviates from the session's by U(-j, j), j =
+    ``space.color_jitter`` (kept inside ``space.noise_color``): the session sets the noise character,
+    each utterance varies it a little. Draws nothing when j is 0 (older corpora stay identical)."""
+    if space.color_jitter <= 0 or ch.snr_db is None:
+        return ch
+    lo, hi = space.noise_color
+    beta = ch.noise_beta + float(rng.uniform(-space.color_jitter, space.color_jitter))
+    return replace(ch, noise_beta=float(np.clip(beta, lo, hi)))
+
+
 def apply_channel(x: np.ndarray, ch: Channel, rng: np.random.Generator,
                   snr_jitter_db: float = 0.0) -> np.ndarray:
     """Band/EQ -> reverb -> noise at the (jittered) SNR -> gain to the channel's peak level.

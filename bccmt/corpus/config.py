@@ -65,6 +65,7 @@ class ChannelSpace:
     snr_db: List[float] = field(default_factory=lambda: [5, 30])  # session SNR
     snr_jitter_db: float = 2.0  # per-utterance deviation from the session SNR
     noise_color: List[float] = field(default_factory=lambda: [0.0, 2.0])  # 1/f^beta exponent
+    color_jitter: float = 0.0  # noise_per session: per-utterance deviation of the colour exponent
     noise_per: str = "session"  # "session": one noise per video; "utterance": drawn per utterance
     peak_dbfs: List[float] = field(default_factory=lambda: [-20, -1])  # output gain (peak level)
 

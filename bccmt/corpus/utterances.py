@@ -13,7 +13,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from bccmt.corpus.channel import SR, apply_channel, draw_channel, redraw_noise, to_int16
+from bccmt.corpus.channel import (SR, apply_channel, draw_channel, jitter_noise, redraw_noise,
+                                   to_int16)
 from bccmt.corpus.config import CorpusConfig
 from bccmt.corpus.espeak import EspeakEngine, to_16k
 from bccmt.corpus.layout import SpeakerPlan
@@ -101,6 +102,8 @@ def render_speaker(args: Tuple[CorpusConfig, SpeakerPlan, str]) -> List[Tuple[st
         ch = channels[video]
         if cfg.channel.noise_per == "utterance":
             ch = redraw_noise(ch, rng_for(cfg.seed, "noise", utt), cfg.channel)
+        else:
+            ch = jitter_noise(ch, rng_for(cfg.seed, "noise", utt), cfg.channel)
         y = apply_channel(x, ch, rng, cfg.channel.snr_jitter_db)
         rel = f"{plan.wav_dir}/{utt}.wav"
         write_wav(os.path.join(root, rel), y)

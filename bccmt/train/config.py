@@ -64,6 +64,7 @@ class OptimSection:
     final_lr: float = 0.00005  # learning rate at the end of the last epoch
     schedule: str = "exponential"  # decay after warm-up: exponential | cosine | constant
     warmup_epochs: float = 1.0  # linear warm-up from 0 over this many (fractional) epochs
+    decay_epochs: Optional[float] = None  # hold the peak, decay over the last N epochs (null: all)
     weight_decay: float = 0.0001  # decoupled (adamw) or L2 (sgd)
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
@@ -232,6 +233,7 @@ def _check_ranges(cfg: TrainConfig, source: str) -> None:
         (t.log_every >= 1, "train.log_every must be >= 1"),
         (1 <= t.avg_last <= t.keep_last, "need 1 <= train.avg_last <= train.keep_last"),
         (0 <= o.final_lr <= o.lr, "need 0 <= optim.final_lr <= optim.lr"),
+        (o.decay_epochs is None or o.decay_epochs > 0, "optim.decay_epochs must be null or > 0"),
         (dt.crop_seconds > 0, "data.crop_seconds must be > 0"),
         (dt.samples_per_epoch is None or dt.samples_per_epoch >= t.batch_size,
          "data.samples_per_epoch must be null or >= train.batch_size"),

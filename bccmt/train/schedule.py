@@ -26,13 +26,18 @@ def build_optimizer(params, cfg: OptimSection) -> torch.optim.Optimizer:
 
 def lr_factor(epoch: float, total_epochs: int, cfg: OptimSection) -> float:
     """Multiplier of cfg.lr at a fractional epoch: 0 -> 1 linearly over warm-up, then decay so
-    that the last epoch ends at cfg.final_lr (exponential or cosine) or stays at 1 (constant)."""
+    that the last epoch ends at cfg.final_lr (exponential or cosine) or stays at 1 (constant).
+    With cfg.decay_epochs = D the peak is held after warm-up and the decay takes the last D epochs
+    only (warm-up / hold / decay); null decays over everything after the warm-up."""
     if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
         return max(epoch, 1e-3 * cfg.warmup_epochs) / cfg.warmup_epochs
     if cfg.schedule == "constant":
         return 1.0
-    span = max(total_epochs - cfg.warmup_epochs, 1e-9)
-    frac = min(max((epoch - cfg.warmup_epochs) / span, 0.0), 1.0)
+    start = cfg.warmup_epochs
+    if cfg.decay_epochs is not None:
+        start = max(start, total_epochs - cfg.decay_epochs)
+    span = max(total_epochs - start, 1e-9)
+    frac = min(max((epoch - start) / span, 0.0), 1.0)
     end = cfg.final_lr / cfg.lr
     if cfg.schedule == "exponential":
         return end ** frac if end > 0 else 1.0 - frac
