@@ -23,8 +23,9 @@ aug_subset=""          # augment this many random training utterances per type (
 backend_utts=""        # embed this many random training utterances for the backends (mean, AS-norm cohort, LDA/PLDA; empty: all; mini corpus: half)
 with_ecapa=false       # also train and score the ECAPA-TDNN (C=512) peer
 backends="cosine asnorm plda"  # scoring backends for stage 5
-seed=1234              # seed for corpus, augmentation and training
-train_threads=2        # torch threads for training (one process)
+seed=1234              # the one seed: corpus, augmentation, backend subset and training
+train_threads=2        # torch threads of the teacher's training process (stage 2)
+student_jobs=2         # stage 3: students trained side by side, 1 thread each (1: in turn, train_threads)
 
 usage="Usage: $0 [options]
  e.g.: $0 --stage 0 --stop-stage 6
@@ -125,15 +126,42 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   train_model bccmt_base $teacher
 fi
 
+# Stage 3 trainings: "<config> <exp-name> [train.py options]" per line. Small models gain little
+# from a second thread (bccmt.bin.benchmark_training), so with student_jobs=2 they run side by side,
+# 1 thread each, their console output in $exp/log/train_<name>.log.
+stage3_jobs="bccmt_tiny_kd bccmt_tiny_kd --teacher-exp $exp/$teacher
+bccmt_tiny bccmt_tiny"
+[ "$with_ecapa" = true ] && stage3_jobs="$stage3_jobs
+ecapa_tdnn ecapa_tdnn"
+
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log 3 "student bccmt_tiny_kd (teacher $exp/$teacher) -> $exp/bccmt_tiny_kd"
-  train_model bccmt_tiny_kd bccmt_tiny_kd --teacher-exp $exp/$teacher
-  log 3 "student bccmt_tiny (no KD, same seed and schedule) -> $exp/bccmt_tiny"
-  train_model bccmt_tiny bccmt_tiny
-  if [ "$with_ecapa" = true ]; then
-    log 3 "peer ecapa_tdnn -> $exp/ecapa_tdnn"
-    train_model ecapa_tdnn ecapa_tdnn
+  [[ "$student_jobs" =~ ^[1-9][0-9]*$ ]] || { echo "$0: --student-jobs must be >= 1" >&2; exit 1; }
+  log 3 "students (bccmt_tiny_kd with teacher $exp/$teacher; bccmt_tiny without KD, same seed and schedule)"
+  if [ $student_jobs -eq 1 ]; then
+    while read -r conf name opts; do
+      log 3 "$conf -> $exp/$name"
+      train_model $conf $name $opts
+    done <<< "$stage3_jobs"
+  else
+    mkdir -p $exp/log
+    pids=() names=()
+    while read -r conf name opts; do
+      while [ $(jobs -rp | wc -l) -ge $student_jobs ]; do wait -n || true; done
+      log 3 "$conf -> $exp/$name (1 thread; console: $exp/log/train_$name.log)"
+      train_threads=1 train_model $conf $name $opts > $exp/log/train_$name.log 2>&1 &
+      pids+=($!) names+=($name)
+    done <<< "$stage3_jobs"
+    failed=""
+    for i in "${!pids[@]}"; do
+      wait ${pids[$i]} || failed="$failed ${names[$i]}"
+    done
+    if [ -n "$failed" ]; then
+      for n in $failed; do echo "$0: training $n failed; last lines of $exp/log/train_$n.log:" >&2
+        tail -n 5 $exp/log/train_$n.log >&2; done
+      exit 1
+    fi
   fi
+  log 3 "done: $(for n in $(cut -d' ' -f2 <<< "$stage3_jobs"); do printf '%s ' $exp/$n/models/final.pt; done)"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
