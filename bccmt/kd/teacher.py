@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +66,22 @@ def default_pairs(student, teacher, layers: Optional[List[List[int]]]) -> List[T
         raise TeacherCheckError(f"student kd_layers {s} and teacher kd_layers {t} differ in length;"
                                 " set kd.layers: [[student, teacher], ...]")
     return list(zip(s, t))
+
+
+def every_block_pairs(student_blocks: Sequence[int],
+                      teacher_blocks: Sequence[int]) -> List[Tuple[int, int]]:
+    """Every student attention block paired with the teacher block at the same relative depth of
+    the same stage: student block j of n (1-based) -> teacher block ceil(j * m / n) of m, so each
+    stage's last block maps to the teacher's last (the default pairs are a subset) and no teacher
+    block is used twice when m >= n. Map indices in network order. Tiny (2, 2, 4, 2) -> Base
+    (2, 2, 6, 2): [(0,0), (1,1), (2,2), (3,3), (4,5), (5,6), (6,8), (7,9), (8,10), (9,11)]."""
+    if len(student_blocks) != len(teacher_blocks):
+        raise ValueError(f"stage counts differ: {list(student_blocks)} vs {list(teacher_blocks)}")
+    pairs, s0, t0 = [], 0, 0
+    for n, m in zip(student_blocks, teacher_blocks):
+        pairs += [(s0 + j - 1, t0 + -(-j * m // n) - 1) for j in range(1, n + 1)]
+        s0, t0 = s0 + n, t0 + m
+    return pairs
 
 
 @torch.no_grad()
