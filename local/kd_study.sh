@@ -35,6 +35,13 @@
 #   --set train.keep_every=5 (or train.keep_last >= its epochs); without it the study stops at
 #   once, naming the checkpoints that were kept.
 # From the recipe: bash run.sh --kd-study true [--kd-study-opts "--num-seeds 3"] (after stage 6).
+#
+# Wall time (2-core CPU). Measured in quick mode (--quick true, 1-epoch students on the quick
+# corpus, --nj 1, 1 thread, a loaded machine): 50 s per pair (plain 22 s, kd 28 s), 2 pairs plus
+# setup and report 1 min 48 s. Default mini corpus, estimated from the default run's stage times
+# (README: KD student 2 min 29 s, plain 1 min 8 s, ~45 s of extraction per student) plus the
+# monitor (~10 s per student): ~5.5 min per pair, so the full study (N = 5) ~30 min and the
+# ablations (7 arms x 3 seeds of KD students, the plain and kd runs reused) ~75 min.
 set -euo pipefail
 
 num_seeds=5  # paired seeds: train.seed = first_seed .. first_seed + num_seeds - 1
@@ -141,4 +148,4 @@ done
 }
 log "report: $study_dir/{results.json,RESULTS.md}"
 python -m bccmt.bin.kd_study report --study-dir "$study_dir" > /dev/null
-log "done: $n_done students ($n_arms arms x $num_seeds seeds); $study_dir/RESULTS.md"
+log "done: $n_done students (plain and $((n_arms - 1)) KD arm(s) x $num_seeds seeds); $study_dir/RESULTS.md"

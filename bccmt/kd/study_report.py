@@ -134,5 +134,7 @@ def render(res: Dict[str, Any], commit: str, date: str) -> str:
             "of each epoch (mean over seeds):", "", epoch_table(diag, "kd_share", ".3f"), "",
             "Student-teacher map KL(teacher ‖ student) after each epoch, eval mode, on the last "
             "block of each stage (`map_kl_default`; mean over seeds; the plain students never "
-            "see it in their loss):", "", epoch_table(diag, "map_kl_default", ".4f"), ""]
+            "see it in their loss; an arm with kd.teacher_checkpoint is measured against that "
+            "teacher, every other arm against final.pt):", "",
+            epoch_table(diag, "map_kl_default", ".4f"), ""]
     return "\n".join(out)

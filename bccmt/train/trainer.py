@@ -88,10 +88,9 @@ def run_training(cfg: TrainConfig, train_data, exp_dir, teacher_exp=None, init_f
 def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, Any]:
     t = cfg.train
     torch.set_num_threads(_num_threads(t.num_threads, info.local_world_size))
-    if cfg.kd.enabled and teacher_exp is None:
-        raise TrainError("kd.enabled needs --teacher-exp")
-    if teacher_exp is not None and not (cfg.kd.enabled or cfg.kd.monitor_utts > 0):
-        raise TrainError("--teacher-exp needs kd.enabled: true or kd.monitor_utts > 0")
+    if (cfg.kd.enabled or cfg.kd.monitor_utts > 0) != (teacher_exp is not None):
+        raise TrainError("kd.enabled: true or kd.monitor_utts > 0 (the map-KL monitor) needs "
+                         "--teacher-exp, and --teacher-exp needs one of them")
     features = _features(train_data)
     cfg.model.args = plain(models.model_args(cfg.model.name, **cfg.model.args))
     models_dir = exp_dir / "models"
