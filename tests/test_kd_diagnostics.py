@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bccmt.kd.attention_loss import map_divergence
-from bccmt.kd.diagnostics import fixed_crops, map_entropy, model_maps
+from bccmt.kd.diagnostics import clean_indices, fixed_crops, map_entropy, model_maps
 from bccmt.train import checkpoint as ckpt
 from bccmt.train.data import CropDataset
 from bccmt.train.trainer import TrainError, run_training
@@ -92,3 +92,9 @@ def test_map_entropy_relative_to_log_tk():
     half = torch.tensor([[[[0.5, 0.5, 0.0, 0.0]]]])  # H = log 2 of log 4
     assert map_entropy(half) == pytest.approx(math.log(2) / math.log(4))
     assert math.isnan(map_entropy(torch.ones(1, 1, 3, 1)))
+
+
+def test_monitor_crops_skip_augmented_copies():
+    utts = ["id1/a-b/00001", "id1/a-b/00001-reverb", "id1/a-b/00002", "id1/a-b/00002-noise",
+            "id2/c/00001-babble"]  # the last one is no copy: id2/c/00001 is not in the set
+    assert clean_indices(utts) == [0, 2, 4]

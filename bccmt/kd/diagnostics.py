@@ -1,8 +1,9 @@
 """KD diagnostics: teacher map entropy, and the student-teacher map KL measured during training.
 
-Both run on one fixed set of training crops, the same for every seed, arm and teacher: utterances
-and crop offsets are drawn from their own generator (``CROP_SEED``), without SpecAugment (the data
-dir's stored augmented copies are among the candidates, as in the teacher check). Nothing here
+Both run on one fixed set of clean training crops, the same for every seed, arm and teacher:
+utterances and crop offsets are drawn from their own generator (``CROP_SEED``) among the
+utterances that are not stage-1 augmented copies (a copy is ``<utt>-<type>`` with ``<utt>`` in the
+same data dir, see bccmt.prep.augment), without SpecAugment. Nothing here
 touches the global RNGs, gradients, or a model's training mode beyond restoring it, so measuring a
 student changes neither its weights nor what it trains on next (a run with ``kd.weight = 0`` and
 the monitor on trains the same weights as the plain student; tests/test_kd_study.py checks it).
@@ -31,10 +32,17 @@ BATCH = 32
 ALL_MAPS = 1 << 30  # ``upto`` that asks model_maps for every map
 
 
+def clean_indices(utts: Sequence[str]) -> List[int]:
+    """Indices of the utterances that are not augmented copies of another one in ``utts``."""
+    present = set(utts)
+    return [i for i, u in enumerate(utts) if "-" not in u or u.rsplit("-", 1)[0] not in present]
+
+
 def fixed_crops(dataset, num: int) -> torch.Tensor:
-    """(N, crop_frames, F) float32: N = min(num, len(dataset)) fixed crops (see module doc)."""
+    """(N, crop_frames, F) float32: N = min(num, clean utterances) fixed crops (see module doc)."""
     rng = np.random.default_rng(CROP_SEED)
-    chosen = np.sort(rng.choice(len(dataset), size=min(num, len(dataset)), replace=False))
+    clean = clean_indices(dataset.utts)
+    chosen = np.sort(rng.choice(clean, size=min(num, len(clean)), replace=False))
     return torch.stack([torch.from_numpy(dataset.load_crop(int(i), rng, augment=False))
                         for i in chosen])
 
