@@ -86,6 +86,7 @@ done
 [ -n "$trials" ] || { echo "$0: no trial lists: $eval_data/trials/*.kaldi (or give --trials)" >&2; exit 1; }
 for t in $trials; do [ -f "$t" ] || { echo "$0: no such trials file: $t" >&2; exit 1; }; done
 [[ $num_seeds =~ ^[1-9][0-9]*$ ]] || { echo "$0: --num-seeds must be a positive integer" >&2; exit 1; }
+[[ $first_seed =~ ^[0-9]+$ ]] || { echo "$0: --first-seed must be a non-negative integer" >&2; exit 1; }
 if [ "$quick" = true ]; then
   train_opts="train.epochs=1 data.samples_per_epoch=32 train.avg_last=1 kd.check_utts=32 kd.check_p_value=null $train_opts"
 fi
