@@ -3,8 +3,9 @@
 Loss (see bccmt.kd.attention_loss), computed in one place, ``Distiller.loss``:
     L = L_AAM(student) + kd.weight * L_attn + kd.embedding_weight * L_emb
 It returns L and its named terms (``TERMS``: aam, attn, emb, kd_share = the weighted KD terms'
-share of L), the names the training log and the epoch history use. L_attn compares the student's and the frozen teacher's softmax attention maps, computed on the very
-same crop, at the mapped layers (default: the last block of each stage, ``model.kd_layers`` of
+share of L), the names the training log and the epoch history use. L_attn compares the
+student's and the frozen teacher's softmax attention maps, computed on the very same crop, at
+the mapped layers (default: the last block of each stage, ``model.kd_layers`` of
 both models, paired in order). The teacher runs in eval mode under no_grad; its parameters have
 requires_grad False, so no gradient reaches it and the optimiser never sees it.
 
