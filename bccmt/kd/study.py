@@ -102,11 +102,11 @@ def setup_study(study_dir, settings: Dict[str, Any], arms: Dict[str, List[str]])
     study = {**settings, "arms": {}}
     if path.is_file():
         study = read_study(study_dir)
-        changed = [k for k in SETTINGS if study.get(k) != settings[k]]
+        changed = [f"{k}: {study.get(k)!r} -> {settings[k]!r}" for k in SETTINGS
+                   if study.get(k) != settings[k]]
         if changed:
             raise StudyError(f"{path}: this study was made with other settings "
-                             f"({'; '.join(f'{k}: {study.get(k)!r} -> {settings[k]!r}' for k in changed)});"
-                             " use a new study dir")
+                             f"({'; '.join(changed)}); use a new study dir")
     for name, overrides in arms.items():
         check_arm(name, overrides, str(path))
         old = study["arms"].get(name)

@@ -99,11 +99,13 @@ def _header(res: Dict[str, Any], commit: str, date: str) -> List[str]:
     seeds = sorted({seed for rs in res["runs"].values() for seed in rs})
     walls = res["mean_run_seconds"]
     pair = (walls.get(PLAIN, 0.0) + walls[MAIN_ARM]) if MAIN_ARM in walls else None
+    common = " ".join(s["train_opts"]) or "(no overrides)"
+    trials = ", ".join(f"`{t}`" for t in s["trials"])
     return [
         f"Teacher `{s['teacher_exp']}`; KD arms train `{s['kd_config']}` plus their overrides, "
-        f"`{PLAIN}` trains `{s['plain_config']}`; both with `{' '.join(s['train_opts']) or '(no overrides)'}` "
-        f"and `train.seed=<seed>`. Data `{s['train_data']}`, backend set `{s['backend_data']}`, "
-        f"trial lists {', '.join(f'`{t}`' for t in s['trials'])}; backends {', '.join(s['backends'])}.",
+        f"`{PLAIN}` trains `{s['plain_config']}`; both with `{common}` and `train.seed=<seed>`. "
+        f"Data `{s['train_data']}`, backend set `{s['backend_data']}`, trial lists {trials}; "
+        f"backends {', '.join(s['backends'])}.",
         f"Seeds run: {', '.join(map(str, seeds))}. Commit {commit}, generated {date}.",
         "Mean wall time per run (training, embeddings, scoring): "
         + ", ".join(f"{a} {v:.0f} s" for a, v in walls.items())

@@ -45,7 +45,8 @@ def run_metrics(run: Path, trials: List[str], backends: List[str]) -> Dict[str, 
                                  f"study after deleting {run}/study.done)")
             m = compute_metrics(*read_scores(score, t))
             result = score.with_suffix(".result")
-            if result.is_file() and abs(read_result(result)["eer_percent"] - m["eer"]) > EER_TOLERANCE:
+            stored = read_result(result)["eer_percent"] if result.is_file() else m["eer"]
+            if abs(stored - m["eer"]) > EER_TOLERANCE:
                 raise StudyError(f"{score}: EER {m['eer']:.4f}% disagrees with {result}; the score "
                                  "file changed after scoring")
             out.setdefault(name, {})[b] = {**{k: float(m[k]) for k in METRICS},

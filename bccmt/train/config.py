@@ -93,7 +93,7 @@ class KDSection:
     embedding_weight: float = 0.0  # weight of the embedding-level (similarity-matrix MSE) KD term
     check_utts: int = 200  # training crops the teacher is checked on before distillation
     check_p_value: Optional[float] = 0.01  # stop unless the teacher beats chance at this level (null: log)
-    teacher_checkpoint: Optional[str] = None  # <teacher-exp>/models/<this> (epoch_10.pt); null = final.pt
+    teacher_checkpoint: Optional[str] = None  # <teacher-exp>/models/<this>; null = final.pt
     monitor_utts: int = 0  # crops for the per-epoch student-teacher map KL (0 = off)
 
 
