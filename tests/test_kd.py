@@ -64,10 +64,15 @@ def test_teacher_gets_no_gradient_and_is_unchanged():
     x = torch.randn(4, 60, 80)
     for _ in range(3):
         emb, maps = student(x, return_attention=True)
-        terms = kd.losses(x, emb, maps)
-        assert set(terms) == {"attn", "emb"} and terms["attn"].item() > 0
+        aam = emb.pow(2).mean()  # any student loss: the KD terms are added to it
+        loss, terms = kd.loss(aam, x, emb, maps)
+        assert list(terms) == kd.term_names() == ["aam", "attn", "emb", "kd_share"]
+        assert terms["attn"].item() > 0 and terms["aam"] is aam
+        kd_part = kd.cfg.weight * terms["attn"] + kd.cfg.embedding_weight * terms["emb"]
+        assert torch.allclose(loss, aam + kd_part)
+        assert terms["kd_share"].item() == pytest.approx((kd_part / loss).item())
         opt.zero_grad()
-        kd.total(terms).backward()
+        loss.backward()
         opt.step()
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert not teacher.training  # BN running stats untouched: eval mode
@@ -106,7 +111,7 @@ def test_kd_run_checks_teacher_logs_terms_and_keeps_it_frozen(tmp_path, standin,
     caplog.set_level("INFO")
     out = run_training(cfg, d, tmp_path / "student", teacher_exp=teacher_exp, device="cpu")
     assert "teacher check: accuracy" in caplog.text
-    assert {"attn", "emb", "aam", "loss"} <= set(out["history"][-1])
+    assert {"attn", "emb", "aam", "loss", "kd_share"} <= set(out["history"][-1])
     assert out["history"][-1]["attn"] > 0
     assert "attn 0." in caplog.text and "emb 0." in caplog.text
     for n, v in seen["teacher"].state_dict().items():

@@ -25,12 +25,8 @@ def make_recipe_copy(dst: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_quick_recipe_end_to_end(tmp_path):
-    recipe = make_recipe_copy(tmp_path / "voxceleb")
-    proc = subprocess.run(
-        ["bash", "run.sh", "--quick", "true"], cwd=recipe, capture_output=True, text=True,
-        timeout=1500,
-    )
+def test_quick_recipe_end_to_end(quick_recipe):
+    recipe, proc = quick_recipe  # tests/conftest.py: `bash run.sh --quick true` in a private copy
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     work = recipe / "quick"

@@ -122,8 +122,8 @@ def test_resume_after_kill_gives_same_weights(tmp_path, standin, monkeypatch):
 
     real_prune = ckpt.prune
 
-    def crash_after_first_checkpoint(models_dir, keep):
-        real_prune(models_dir, keep)
+    def crash_after_first_checkpoint(models_dir, *keep):
+        real_prune(models_dir, *keep)
         raise Killed("simulated kill right after epoch_1.pt")
 
     monkeypatch.setattr(ckpt, "prune", crash_after_first_checkpoint)

@@ -1,9 +1,11 @@
 """The KD teacher: strict load from its exp dir, freezing, a sanity check, and the loss terms.
 
-Loss (see bccmt.kd.attention_loss):
+Loss (see bccmt.kd.attention_loss), computed in one place, ``Distiller.loss``:
     L = L_AAM(student) + kd.weight * L_attn + kd.embedding_weight * L_emb
-L_attn compares the student's and the frozen teacher's softmax attention maps, computed on the very
-same crop, at the mapped layers (default: the last block of each stage, ``model.kd_layers`` of
+It returns L and its named terms (``TERMS``: aam, attn, emb, kd_share = the weighted KD terms'
+share of L), the names the training log and the epoch history use. L_attn compares the
+student's and the frozen teacher's softmax attention maps, computed on the very same crop, at
+the mapped layers (default: the last block of each stage, ``model.kd_layers`` of
 both models, paired in order). The teacher runs in eval mode under no_grad; its parameters have
 requires_grad False, so no gradient reaches it and the optimiser never sees it.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,20 +41,22 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def load_teacher(exp_dir, features: Dict, device) -> Tuple[torch.nn.Module, Dict]:
-    """(frozen teacher, its final.pt dict); its feature config must equal the student's."""
+def load_teacher(exp_dir, features: Dict, device,
+                 checkpoint: Optional[str] = None) -> Tuple[torch.nn.Module, Dict]:
+    """(frozen teacher, its final.pt dict); its feature config must equal the student's.
+    ``checkpoint``: a file in <exp_dir>/models other than final.pt, e.g. epoch_10.pt."""
     from bccmt.train.checkpoint import load_embedding_model, load_final
 
-    model, cfg = load_embedding_model(exp_dir, device=device)
+    model, cfg = load_embedding_model(exp_dir, device=device, checkpoint=checkpoint)
     diff = sorted(k for k in set(features) | set(cfg["features"])
                   if features.get(k) != cfg["features"].get(k))
     if diff:
         raise TeacherCheckError(
             f"{Path(exp_dir) / 'config.yaml'}: teacher features differ from the training data's "
             f"fbank.yaml in {', '.join(diff)}")
-    log.info("teacher %s (%s) loaded strictly from %s", cfg["model"]["name"],
-             type(model).__name__, exp_dir)
-    return freeze(model), load_final(exp_dir)
+    log.info("teacher %s (%s) loaded strictly from %s/models/%s", cfg["model"]["name"],
+             type(model).__name__, exp_dir, checkpoint or "final.pt")
+    return freeze(model), load_final(exp_dir, checkpoint)
 
 
 def default_pairs(student, teacher, layers: Optional[List[List[int]]]) -> List[Tuple[int, int]]:
@@ -63,6 +67,22 @@ def default_pairs(student, teacher, layers: Optional[List[List[int]]]) -> List[T
         raise TeacherCheckError(f"student kd_layers {s} and teacher kd_layers {t} differ in length;"
                                 " set kd.layers: [[student, teacher], ...]")
     return list(zip(s, t))
+
+
+def every_block_pairs(student_blocks: Sequence[int],
+                      teacher_blocks: Sequence[int]) -> List[Tuple[int, int]]:
+    """Every student attention block paired with the teacher block at the same relative depth of
+    the same stage: student block j of n (1-based) -> teacher block ceil(j * m / n) of m, so each
+    stage's last block maps to the teacher's last (the default pairs are a subset) and no teacher
+    block is used twice when m >= n. Map indices in network order. Tiny (2, 2, 4, 2) -> Base
+    (2, 2, 6, 2): [(0,0), (1,1), (2,2), (3,3), (4,5), (5,6), (6,8), (7,9), (8,10), (9,11)]."""
+    if len(student_blocks) != len(teacher_blocks):
+        raise ValueError(f"stage counts differ: {list(student_blocks)} vs {list(teacher_blocks)}")
+    pairs, s0, t0 = [], 0, 0
+    for n, m in zip(student_blocks, teacher_blocks):
+        pairs += [(s0 + j - 1, t0 + -(-j * m // n) - 1) for j in range(1, n + 1)]
+        s0, t0 = s0 + n, t0 + m
+    return pairs
 
 
 @torch.no_grad()
@@ -102,15 +122,18 @@ def chance_p_value(correct: int, n: int, chance: float) -> float:
     return float(binom.sf(correct - 1, n, chance))
 
 
+TERMS = ("aam", "attn", "emb", "kd_share")  # named terms of Distiller.loss, in log order
+
+
 class Distiller:
-    """Holds the frozen teacher and computes the KD loss terms for a student batch."""
+    """Holds the frozen teacher and computes the training loss with its KD terms."""
 
     def __init__(self, teacher, pairs, cfg: KDSection):
         self.teacher, self.pairs, self.cfg = teacher, pairs, cfg
 
-    def check(self, student, final, dataset, device) -> float:
-        """Map shapes on a dummy crop, then the teacher's accuracy; raises TeacherCheckError."""
-        x = torch.zeros(2, dataset.crop_frames, dataset.feat_dim, device=device)
+    def check_maps(self, student, frames: int, feat_dim: int, device) -> None:
+        """Every pair indexes an existing map and the paired maps are comparable."""
+        x = torch.zeros(2, frames, feat_dim, device=device)
         was_training = student.training
         student.eval()
         with torch.no_grad():
@@ -127,6 +150,9 @@ class Distiller:
             raise TeacherCheckError(str(e)) from e
         log.info("KD layer pairs (student, teacher): %s; shapes %s", self.pairs,
                  [(tuple(s_maps[s].shape[1:]), tuple(t_maps[t].shape[1:])) for s, t in self.pairs])
+
+    def check_accuracy(self, final, dataset, device) -> float:
+        """The teacher's accuracy on clean training crops, tested against chance level."""
         acc, chance, n = teacher_accuracy(self.teacher, final, dataset, self.cfg.check_utts, device)
         p_value = chance_p_value(round(acc * n), n, chance)
         log.info("teacher check: accuracy %.3f on %d clean training crops (chance %.4f, "
@@ -138,8 +164,13 @@ class Distiller:
                 "train the teacher longer or check --teacher-exp")
         return acc
 
-    def losses(self, feats, s_emb, s_maps) -> Dict[str, torch.Tensor]:
-        """{'attn': ..., 'emb': ...} (emb only when kd.embedding_weight > 0) on the same crops."""
+    def term_names(self) -> List[str]:
+        """The names ``loss`` returns, in order (emb only when kd.embedding_weight > 0)."""
+        return [n for n in TERMS if n != "emb" or self.cfg.embedding_weight > 0]
+
+    def loss(self, aam, feats, s_emb, s_maps) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """(L, {name: term}) for a student batch: aam is its AAM loss, s_emb (B, E) and s_maps its
+        embeddings and maps on ``feats`` (B, T, F), the crops the teacher sees too."""
         with torch.no_grad():
             if self.cfg.embedding_weight > 0 or not hasattr(self.teacher, "attention_maps"):
                 t_emb, t_maps = self.teacher(feats, return_attention=True)
@@ -147,13 +178,36 @@ class Distiller:
                 t_emb = None
                 t_maps = self.teacher.attention_maps(feats, max(t for _, t in self.pairs))
         attn, _ = attention_kd_loss(s_maps, t_maps, self.pairs, self.cfg.loss, self.cfg.head_mode)
-        out = {"attn": attn}
+        terms = {"aam": aam, "attn": attn}
+        kd = self.cfg.weight * attn
         if self.cfg.embedding_weight > 0:
-            out["emb"] = embedding_kd_loss(s_emb, t_emb)
-        return out
+            terms["emb"] = embedding_kd_loss(s_emb, t_emb)
+            kd = kd + self.cfg.embedding_weight * terms["emb"]
+        total = aam + kd
+        terms["kd_share"] = (kd / total).detach()
+        return total, terms
 
-    def total(self, terms: Dict[str, torch.Tensor]) -> torch.Tensor:
-        loss = self.cfg.weight * terms["attn"]
-        if "emb" in terms:
-            loss = loss + self.cfg.embedding_weight * terms["emb"]
-        return loss
+
+def make_distiller(kd: KDSection, teacher_exp, student, dataset, features, info):
+    """Loads and checks the teacher of a training run -> (Distiller, or None unless kd.enabled;
+    MapMonitor on the main rank, or None unless kd.monitor_utts > 0). ``info``: the run's
+    bccmt.train.distributed info; a failed check on rank 0 stops every rank."""
+    from bccmt.kd.diagnostics import MapMonitor, fixed_crops
+    from bccmt.train import distributed as dist_util
+
+    teacher, final = load_teacher(teacher_exp, features, info.device, kd.teacher_checkpoint)
+    distiller = Distiller(teacher, default_pairs(student, teacher, kd.layers), kd)
+    error, monitor = None, None
+    if info.is_main:
+        try:
+            distiller.check_maps(student, dataset.crop_frames, dataset.feat_dim, info.device)
+            if kd.enabled:
+                distiller.check_accuracy(final, dataset, info.device)
+        except TeacherCheckError as e:
+            error = e
+    if dist_util.broadcast_flag(error is not None, info):
+        raise error or TeacherCheckError("teacher check failed on rank 0")
+    if info.is_main and kd.monitor_utts > 0:
+        monitor = MapMonitor(teacher, distiller.pairs, default_pairs(student, teacher, None),
+                             kd.head_mode, fixed_crops(dataset, kd.monitor_utts), info.device)
+    return (distiller if kd.enabled else None), monitor

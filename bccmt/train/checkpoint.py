@@ -17,7 +17,7 @@ import random
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -83,9 +83,12 @@ def load_state(path) -> Dict[str, Any]:
         raise CheckpointError(f"{path}: cannot load checkpoint ({e})") from e
 
 
-def prune(models_dir, keep_last: int) -> None:
-    """Deletes all but the newest ``keep_last`` epoch checkpoints."""
-    for _, path in epoch_checkpoints(models_dir)[:-keep_last]:
+def prune(models_dir, keep_last: int, keep_every: int = 0) -> None:
+    """Deletes all but the newest ``keep_last`` epoch checkpoints and, with keep_every > 0, every
+    epoch that is a multiple of it (mid-training checkpoints, e.g. for a teacher-quality study)."""
+    for epoch, path in epoch_checkpoints(models_dir)[:-keep_last]:
+        if keep_every > 0 and epoch % keep_every == 0:
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -132,7 +135,11 @@ def write_final(exp_dir, avg_last: int) -> Path:
     return path
 
 
-def load_final(exp_dir) -> Dict[str, Any]:
+def load_final(exp_dir, checkpoint: Optional[str] = None) -> Dict[str, Any]:
+    """exp_dir/models/final.pt, or with ``checkpoint`` (a file name in models/, e.g. epoch_10.pt)
+    that checkpoint's model and head in the final.pt layout (no averaging)."""
+    if checkpoint not in (None, "final.pt"):
+        return _epoch_as_final(Path(exp_dir) / "models", checkpoint)
     path = Path(exp_dir) / "models" / "final.pt"
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
@@ -146,21 +153,37 @@ def load_final(exp_dir) -> Dict[str, Any]:
     return d
 
 
-def load_embedding_model(exp_dir, device="cpu"):
+def _epoch_as_final(models_dir: Path, name: str) -> Dict[str, Any]:
+    if not EPOCH_RE.match(name):
+        raise CheckpointError(f"checkpoint '{name}': expected final.pt or epoch_N.pt (a file in "
+                              f"{models_dir})")
+    path = models_dir / name
+    if not path.is_file():
+        kept = ", ".join(p.name for _, p in epoch_checkpoints(models_dir)) or "none"
+        raise CheckpointError(f"{path}: no such checkpoint (kept: {kept}; train.keep_last and "
+                              "train.keep_every choose which epochs stay on disk)")
+    d = load_state(path)
+    return {"model_name": d["model_name"], "model_args": d["model_args"], "state_dict": d["model"],
+            "spk2idx": d["spk2idx"], "epochs_averaged": [d["epoch"]], "head_name": d["head_name"],
+            "head_args": d["head_args"], "head_state_dict": d["head"]}
+
+
+def load_embedding_model(exp_dir, device="cpu", checkpoint: Optional[str] = None):
     """(embedding model in eval mode on ``device``, resolved config dict) from exp_dir.
 
-    Reads exp_dir/config.yaml and exp_dir/models/final.pt; the state dict must match exactly.
+    Reads exp_dir/config.yaml and exp_dir/models/final.pt (or ``checkpoint``, see load_final);
+    the state dict must match exactly.
     """
     from bccmt.models import build_model
     from bccmt.train.config import read_resolved
 
     cfg = read_resolved(Path(exp_dir) / "config.yaml")
-    final = load_final(exp_dir)
+    final = load_final(exp_dir, checkpoint)
     model = build_model(final["model_name"], **final["model_args"])
     try:
         model.load_state_dict(final["state_dict"], strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{exp_dir}/models/final.pt does not match model "
+        raise CheckpointError(f"{exp_dir}/models/{checkpoint or 'final.pt'} does not match model "
                               f"'{final['model_name']}': {e}") from e
     return model.to(device).eval(), cfg
 

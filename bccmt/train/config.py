@@ -79,6 +79,7 @@ class TrainSection:
     log_every: int = 10  # log a line every N steps
     avg_last: int = 3  # final.pt = average of the last N epoch checkpoints
     keep_last: int = 5  # epoch checkpoints kept on disk (>= avg_last)
+    keep_every: int = 0  # also keep every N-th epoch checkpoint (mid-training teachers); 0 = no
     amp: bool = True  # mixed precision (float16 autocast + grad scaling) on GPU; ignored on CPU
     num_threads: int = 0  # torch intra-op threads per process; 0 = all cores / local ranks
 
@@ -93,6 +94,8 @@ class KDSection:
     embedding_weight: float = 0.0  # weight of the embedding-level (similarity-matrix MSE) KD term
     check_utts: int = 200  # training crops the teacher is checked on before distillation
     check_p_value: Optional[float] = 0.01  # stop unless the teacher beats chance at this level (null: log)
+    teacher_checkpoint: Optional[str] = None  # <teacher-exp>/models/<this>; null = final.pt
+    monitor_utts: int = 0  # crops for the per-epoch student-teacher map KL (0 = off)
 
 
 @dataclasses.dataclass
@@ -164,7 +167,7 @@ def _check_scalar(value, default, hint, source, key):
         if not isinstance(value, list):
             raise ConfigError(f"{source}: '{name}' must be a list, got {value!r}")
         return value
-    want = type(default) if default is not None else int
+    want = type(default) if default is not None else (str if "str" in str(hint) else int)
     if want is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: '{name}' must be true/false, got {value!r}")
@@ -241,6 +244,8 @@ def _check_ranges(cfg: TrainConfig, source: str) -> None:
          "head.margin_end_epoch must be >= head.margin_start_epoch"),
         (cfg.kd.weight >= 0 and cfg.kd.embedding_weight >= 0, "kd weights must be >= 0"),
         (cfg.kd.check_utts >= 1, "kd.check_utts must be >= 1"),
+        (cfg.kd.monitor_utts >= 0, "kd.monitor_utts must be >= 0"),
+        (t.keep_every >= 0, "train.keep_every must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -88,8 +88,9 @@ def run_training(cfg: TrainConfig, train_data, exp_dir, teacher_exp=None, init_f
 def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, Any]:
     t = cfg.train
     torch.set_num_threads(_num_threads(t.num_threads, info.local_world_size))
-    if cfg.kd.enabled != (teacher_exp is not None):
-        raise TrainError("kd.enabled needs --teacher-exp, and --teacher-exp needs kd.enabled: true")
+    if (cfg.kd.enabled or cfg.kd.monitor_utts > 0) != (teacher_exp is not None):
+        raise TrainError("kd.enabled: true or kd.monitor_utts > 0 (the map-KL monitor) needs "
+                         "--teacher-exp, and --teacher-exp needs one of them")
     features = _features(train_data)
     cfg.model.args = plain(models.model_args(cfg.model.name, **cfg.model.args))
     models_dir = exp_dir / "models"
@@ -150,9 +151,11 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
         ckpt.set_rng_state(state["rng"])
         start_epoch, step, history = state["epoch"] + 1, state["step"], state.get("history", [])
 
-    distiller = None
-    if start_epoch <= t.epochs:  # nothing to distil when a finished run is rerun
-        distiller = _make_distiller(cfg, teacher_exp, net.model, dataset, features, info)
+    distiller = monitor = None
+    if start_epoch <= t.epochs and teacher_exp is not None:  # none when a finished run is rerun
+        from bccmt.kd.teacher import make_distiller
+        distiller, monitor = make_distiller(cfg.kd, teacher_exp, net.model, dataset, features,
+                                            info)
     ddp = net
     if info.enabled:
         ddp = torch.nn.parallel.DistributedDataParallel(
@@ -168,6 +171,8 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
         stats = _train_epoch(ddp, net, loader, optimizer, scheduler, scaler, distiller, cfg, info,
                              epoch, steps, step, use_amp)
         step += steps
+        if monitor is not None:  # eval-mode maps on fixed crops: no RNG, no effect on training
+            stats.update(monitor.measure(net.model))
         history.append(stats)
         dist_util.barrier(info)
         if info.is_main:
@@ -182,7 +187,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if use_amp else None, "rng": ckpt.rng_state(),
                 "spk2idx": dataset.spk2idx, "config": resolved, "history": history}, path)
-            ckpt.prune(models_dir, t.keep_last)
+            ckpt.prune(models_dir, t.keep_last, t.keep_every)
             log.info("epoch %d done: %s; saved %s", epoch, _fmt(stats), path)
         dist_util.barrier(info)
 
@@ -206,24 +211,6 @@ def _load_init(net, path, spk2idx) -> None:
         log.info("--init-from %s: embedding model weights loaded; new head (speakers differ)", path)
 
 
-def _make_distiller(cfg, teacher_exp, student, dataset, features, info):
-    if not cfg.kd.enabled:
-        return None
-    from bccmt.kd.teacher import Distiller, TeacherCheckError, default_pairs, load_teacher
-
-    teacher, final = load_teacher(teacher_exp, features, info.device)
-    distiller = Distiller(teacher, default_pairs(student, teacher, cfg.kd.layers), cfg.kd)
-    error = None
-    if info.is_main:
-        try:
-            distiller.check(student, final, dataset, info.device)
-        except TeacherCheckError as e:
-            error = e
-    if dist_util.broadcast_flag(error is not None, info):
-        raise error or TeacherCheckError("teacher check failed on rank 0")
-    return distiller
-
-
 def _fmt(stats: Dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in stats.items() if k != "epoch")
 
@@ -235,8 +222,7 @@ def _train_epoch(ddp, net, loader, optimizer, scheduler, scaler, distiller, cfg,
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     t, kd = cfg.train, distiller is not None
-    names = ["loss", "aam", "acc"] + (["attn"] if kd else []) + \
-        (["emb"] if kd and cfg.kd.embedding_weight > 0 else [])
+    names = ["loss", *(distiller.term_names() if kd else ["aam"]), "acc"]
     epoch_sum = torch.zeros(len(names), dtype=torch.float64, device=info.device)
     win_sum, win_n, win_start = torch.zeros_like(epoch_sum), 0, time.time()
     epoch_start = time.time()
@@ -254,8 +240,7 @@ def _train_epoch(ddp, net, loader, optimizer, scheduler, scaler, distiller, cfg,
             with autocast:
                 emb, maps, logits = ddp(feats, labels, return_attention=kd)
                 aam = F.cross_entropy(logits.float(), labels)
-                terms = distiller.losses(feats, emb, maps) if kd else {}
-                loss = aam + (distiller.total(terms) if kd else 0.0)
+                loss, terms = distiller.loss(aam, feats, emb, maps) if kd else (aam, {"aam": aam})
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.grad_clip > 0:
@@ -265,7 +250,7 @@ def _train_epoch(ddp, net, loader, optimizer, scheduler, scaler, distiller, cfg,
             scaler.update()
             scheduler.step()
             acc = net.head.accuracy(emb, labels)  # margin-free: a margin is not a collapse
-            vals = {"loss": loss, "aam": aam, "acc": acc, **terms}
+            vals = {"loss": loss, "acc": acc, **terms}
             win_sum += torch.stack([vals[n].detach().double() for n in names])  # no GPU sync
             win_n += 1
             bar.update(1)
@@ -278,7 +263,7 @@ def _train_epoch(ddp, net, loader, optimizer, scheduler, scaler, distiller, cfg,
                              "(%.1f s audio/s)", epoch, i + 1, steps,
                              " ".join(f"{n} {v:.4f}" for n, v in zip(names, mean.tolist())),
                              optimizer.param_groups[0]["lr"], margin, rate, rate * crop_s)
-                bar.set_postfix(loss=f"{mean[0]:.3f}", acc=f"{mean[2]:.3f}")
+                bar.set_postfix(loss=f"{mean[0]:.3f}", acc=f"{mean[names.index('acc')]:.3f}")
                 epoch_sum += win_sum
                 win_sum.zero_()
                 win_n, win_start = 0, time.time()

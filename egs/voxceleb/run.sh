@@ -26,10 +26,13 @@ backends="cosine asnorm plda"  # scoring backends for stage 5
 seed=1234              # the one seed: corpus, augmentation, backend subset and training
 train_threads=2        # torch threads of the teacher's training process (stage 2)
 student_jobs=2         # stage 3: students trained side by side, 1 thread each (1: in turn, train_threads)
+kd_study=false         # after the stages: paired-seed KD study (local/kd_study.sh) -> $exp/kd_study
+kd_study_opts=""       # more local/kd_study.sh options, e.g. "--num-seeds 3 --arms conf/kd_study_ablations.txt"
 
 usage="Usage: $0 [options]
  e.g.: $0 --stage 0 --stop-stage 6
        $0 --quick true
+       $0 --stage 8 --kd-study true    # only the KD study (stages 0-4 done before)
        $0 --vox1-root /data/VoxCeleb1 --vox2-root /data/VoxCeleb2 --musan-root /data/musan --rirs-root /data/RIRS_NOISES"
 
 . ./path.sh
@@ -192,4 +195,15 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log 6 "report -> $work/RESULTS.md"
   python -m bccmt.bin.report --exps "$(for m in $models; do printf '%s ' $exp/$m; done)" --out $work/RESULTS.md
+fi
+
+# Beside the stages: does attention-map KD help? N paired seeds from this teacher (see the header of
+# local/kd_study.sh); a rerun skips finished students. Quick mode: 2 pairs of 1-epoch students.
+if [ "$kd_study" = true ]; then
+  log study "paired-seed KD study from $exp/$teacher -> $exp/kd_study"
+  study_opts=(--nj $nj --cmd "$cmd" --train-threads $train_threads)
+  [ "$quick" = true ] && study_opts+=(--quick true --num-seeds 2)
+  # shellcheck disable=SC2086  # kd_study_opts holds several options
+  local/kd_study.sh "${study_opts[@]}" $kd_study_opts $exp/$teacher $data/${train_set}_aug \
+    $data/$backend_set $data/$eval_set $exp/kd_study
 fi

@@ -1,0 +1,183 @@
+"""Collecting a KD study's finished runs (bccmt.kd.study) into the results of results.json.
+
+- Metrics are recomputed from every run's score files and trial lists (bccmt.metrics) and checked
+  against the run's .result files, so results.json always agrees with the score files it names.
+- Comparisons: every KD arm against ``plain`` over their common seeds (bccmt.kd.study_stats), per
+  trial list, backend and metric.
+- Diagnostics: each run's epoch history (the newest models/epoch_N.pt) - the KD terms' share of the
+  loss (kd_share) and the student-teacher map KL (map_kl, map_kl_default) after every epoch - and
+  the teacher's map entropy relative to log(Tk) for every teacher checkpoint an arm uses, on the
+  monitor's fixed crops (cached in diagnostics/teacher_entropy.<checkpoint>.json).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from bccmt.io import atomic_write
+from bccmt.kd.study import (METRICS, PLAIN, StudyError, arm_overrides, finished_runs, read_done,
+                            read_study)
+from bccmt.kd.study_stats import PAPER_RELATIVE_EER_CHANGE, compare_paired
+
+log = logging.getLogger(__name__)
+DIAG_KEYS = ("kd_share", "map_kl", "map_kl_default", "attn", "aam", "acc")
+EER_TOLERANCE = 1e-4  # .result files round the EER (%) to 4 decimals
+
+
+def run_metrics(run: Path, trials: List[str], backends: List[str]) -> Dict[str, Dict[str, Any]]:
+    """{trials name: {backend: {eer, min_dcf_0.01, min_dcf_0.001, score_file}}} of one run."""
+    from bccmt.io.scores import read_result, read_scores
+    from bccmt.metrics import compute_metrics
+
+    out: Dict[str, Dict[str, Any]] = {}
+    for t in trials:
+        name = Path(t).stem  # local/score.sh names score files <trials basename minus ext>
+        for b in backends:
+            score = run / "scores" / f"{name}.{b}.score"
+            if not score.is_file():
+                raise StudyError(f"{score}: missing, though {run}/study.done exists (rerun the "
+                                 f"study after deleting {run}/study.done)")
+            m = compute_metrics(*read_scores(score, t))
+            result = score.with_suffix(".result")
+            stored = read_result(result)["eer_percent"] if result.is_file() else m["eer"]
+            if abs(stored - m["eer"]) > EER_TOLERANCE:
+                raise StudyError(f"{score}: EER {m['eer']:.4f}% disagrees with {result}; the score "
+                                 "file changed after scoring")
+            out.setdefault(name, {})[b] = {**{k: float(m[k]) for k in METRICS},
+                                          "score_file": str(score)}
+    return out
+
+
+def run_history(run: Path) -> List[Dict[str, float]]:
+    """The per-epoch training stats stored in the run's newest epoch checkpoint ([] if none)."""
+    from bccmt.train import checkpoint as ckpt
+
+    found = ckpt.epoch_checkpoints(run / "models")
+    if not found:
+        log.warning("%s/models: no epoch checkpoint, so no training history", run)
+        return []
+    return list(ckpt.load_state(found[-1][1]).get("history", []))
+
+
+def compare_arms(study: Dict[str, Any], runs: Dict[str, Dict[int, Dict]]) -> List[Dict[str, Any]]:
+    """Paired comparisons arm vs plain for every arm, trial list, backend and metric."""
+    out = []
+    for arm in study["arms"]:
+        common = sorted(set(runs[arm]) & set(runs[PLAIN]))
+        if not common:
+            log.warning("arm %s: no seed finished in both it and %s", arm, PLAIN)
+            continue
+        first = runs[arm][common[0]]["metrics"]
+        for tname in first:
+            for backend in first[tname]:
+                for metric in METRICS:
+                    per = {a: {s: r["metrics"][tname][backend][metric] for s, r in runs[a].items()}
+                           for a in (PLAIN, arm)}
+                    out.append({"arm": arm, "trials": tname, "backend": backend, "metric": metric,
+                                **compare_paired(per[PLAIN], per[arm])})
+    return out
+
+
+def aggregate_history(runs: Dict[int, Dict]) -> Dict[str, List[Optional[float]]]:
+    """{key: [mean over seeds at epoch 1, 2, ...]} of DIAG_KEYS (None where no seed has it)."""
+    n = max((len(r["history"]) for r in runs.values()), default=0)
+    out: Dict[str, List[Optional[float]]] = {"epoch": list(range(1, n + 1))}
+    for key in DIAG_KEYS:
+        col = []
+        for e in range(n):
+            vals = [r["history"][e][key] for r in runs.values()
+                    if e < len(r["history"]) and key in r["history"][e]]
+            col.append(float(np.mean(vals)) if vals else None)
+        if any(v is not None for v in col):
+            out[key] = col
+    return out
+
+
+def _arm_kd(study: Dict[str, Any], arm: str):
+    from bccmt.train.config import load_config
+
+    cfg = study["plain_config" if arm == PLAIN else "kd_config"]
+    return load_config(cfg, arm_overrides(study, arm)).kd
+
+
+def teacher_entropy(study_dir: Path, study: Dict[str, Any], checkpoint: Optional[str]) -> Dict:
+    """{checkpoint, kd_layers, maps: [{map, heads, tq, tk, entropy_rel}]} of the teacher, cached."""
+    name = checkpoint or "final.pt"
+    cache = study_dir / "diagnostics" / f"teacher_entropy.{name}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    from bccmt.features import load_fbank_config
+    from bccmt.kd.diagnostics import fixed_crops, teacher_entropy as entropy
+    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.train.config import load_config
+    from bccmt.train.data import CropDataset
+
+    teacher, _ = load_embedding_model(study["teacher_exp"], checkpoint=checkpoint)
+    train = Path(study["train_data"])
+    fbank = load_fbank_config(train / "fbank.yaml")
+    data_cfg = load_config(study["kd_config"], study["train_opts"]).data
+    dataset = CropDataset(train, data_cfg, fbank.frame_shift_ms, 0, feat_dim=fbank.num_mel_bins)
+    crops = fixed_crops(dataset, study["monitor_utts"])
+    out = {"checkpoint": name, "num_crops": int(crops.shape[0]),
+           "kd_layers": list(getattr(teacher, "kd_layers", [])),
+           "maps": entropy(teacher, crops, "cpu")}
+    with atomic_write(cache, encoding="utf-8") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
+def entropy_tables(study_dir: Path, study: Dict[str, Any]) -> Dict[str, Dict]:
+    """teacher_entropy for each teacher checkpoint in use, every map marked with the arms that
+    distil it (``distilled_by``)."""
+    tables: Dict[str, Dict] = {}
+    for arm in [PLAIN, *study["arms"]]:
+        kd = _arm_kd(study, arm)
+        table = tables.get(kd.teacher_checkpoint or "final.pt")
+        if table is None:
+            table = teacher_entropy(study_dir, study, kd.teacher_checkpoint)
+            tables[table["checkpoint"]] = table
+            for m in table["maps"]:
+                m["distilled_by"] = []
+        if arm == PLAIN:
+            continue
+        paired = [t for _, t in kd.layers] if kd.layers is not None else table["kd_layers"]
+        for m in table["maps"]:
+            if m["map"] in paired:
+                m["distilled_by"].append(arm)
+    return tables
+
+
+def collect(study_dir) -> Dict[str, Any]:
+    """Everything results.json holds (see the module doc); raises StudyError on missing pieces."""
+    study_dir = Path(study_dir)
+    study = read_study(study_dir)
+    runs: Dict[str, Dict[int, Dict]] = {}
+    for arm, seeds in finished_runs(study_dir, study).items():
+        runs[arm] = {seed: {"exp": str(run), "done": read_done(run),
+                            "metrics": run_metrics(run, study["trials"], study["backends"]),
+                            "history": run_history(run)} for seed, run in seeds.items()}
+    if not runs[PLAIN]:
+        raise StudyError(f"{study_dir}/runs/{PLAIN}: no finished run yet")
+    walls = {arm: float(np.mean([r["done"]["seconds_total"] for r in rs.values()]))
+             for arm, rs in runs.items() if rs}
+    return {"study": study, "paper_relative_eer_change_percent": PAPER_RELATIVE_EER_CHANGE,
+            "runs": runs, "comparisons": compare_arms(study, runs),
+            "diagnostics": {arm: aggregate_history(rs) for arm, rs in runs.items() if rs},
+            "teacher_entropy": entropy_tables(study_dir, study), "mean_run_seconds": walls}
+
+
+def json_safe(x):
+    """NaN -> None (strict JSON), recursively."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
