@@ -57,6 +57,7 @@ quick=false  # smoke run: 1 epoch of 32 crops per student, teacher check logged 
 nj=2  # parallel embedding-extraction jobs
 cmd=run.py  # job runner for extraction (see cmd.sh)
 train_threads=2  # torch threads of each training process
+jobs=1  # students run side by side (e.g. 2 with --train-threads 1 on 2 cores); logs in runs/*/seed*/study.log
 device=auto  # training device: auto (cuda if available), cpu or cuda
 usage="Usage: $0 [options] <teacher-exp> <train-data> <backend-data> <eval-data> <study-dir>
  e.g.: $0 exp/bccmt_base data/vox2_dev_aug data/vox2_dev_backend data/vox1 exp/kd_study
@@ -130,21 +131,38 @@ run_student() {  # <arm> <seed> <override>...
   mv "$dir/study.done.tmp" "$dir/study.done"
 }
 
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --jobs must be a positive integer" >&2; exit 1; }
+pids=()
 for seed in $(seq "$first_seed" $((first_seed + num_seeds - 1))); do
   while read -r -a student <&3; do  # fd 3: the training and extraction commands keep stdin
-    run_student "${student[0]}" "$seed" "${student[@]:1}"
+    if [ "$jobs" -eq 1 ]; then
+      run_student "${student[0]}" "$seed" "${student[@]:1}"
+      continue
+    fi
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    dir=$study_dir/runs/${student[0]}/seed$seed
+    mkdir -p "$dir"
+    log "started ${student[0]} seed $seed in the background (log: $dir/study.log)"
+    run_student "${student[0]}" "$seed" "${student[@]:1}" > "$dir/study.log" 2>&1 </dev/null &
+    pids+=($!)
   done 3<<< "$students"
 done
+for pid in ${pids[@]+"${pids[@]}"}; do wait "$pid" || true; done  # failures: the count below
 
 n_arms=$(grep -c . <<< "$students")
 n_done=0
+missing=""
 for seed in $(seq "$first_seed" $((first_seed + num_seeds - 1))); do
   for arm in $(cut -d' ' -f1 <<< "$students"); do
-    [ -f "$study_dir/runs/$arm/seed$seed/study.done" ] && n_done=$((n_done + 1))
+    if [ -f "$study_dir/runs/$arm/seed$seed/study.done" ]; then
+      n_done=$((n_done + 1))
+    else
+      missing="$missing $study_dir/runs/$arm/seed$seed"
+    fi
   done
 done
 [ "$n_done" -eq $((n_arms * num_seeds)) ] || {
-  echo "$0: $n_done of $((n_arms * num_seeds)) students finished" >&2
+  echo "$0: $n_done of $((n_arms * num_seeds)) students finished; unfinished (see study.log or train.log there):$missing" >&2
   exit 1
 }
 log "report: $study_dir/{results.json,RESULTS.md}"
