@@ -11,3 +11,9 @@ export LC_ALL=C
 export PYTHONUNBUFFERED=1
 # One intra-op thread per process by default: the recipe parallelises with jobs/processes.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# glibc malloc: keep freed activations in the heap. By default blocks over 32 MB (a training batch's
+# activations) are mmap'ed and unmapped on free, so every step page-faults them in again
+# (bccmt.bin.benchmark_training measures the difference; the variables are glibc's documented
+# tunables and are ignored by other C libraries).
+export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0}
+export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-17179869184}
