@@ -61,7 +61,10 @@ class RelativePositionBias(nn.Module):
         q = torch.arange(n_query, device=self.table.device)
         centre = torch.arange(n_key, device=self.table.device) * reduction + reduction // 2
         dist = (q[:, None] - centre[None, :]).clamp(-self.max_distance, self.max_distance)
-        return self.table[:, dist + self.max_distance]
+        # one 1-D index_select (ONNX Gather) of the flattened (Tq, Tk) indices: several times
+        # faster in onnxruntime than the GatherND of a 2-D advanced index
+        flat = self.table.index_select(1, (dist + self.max_distance).flatten())
+        return flat.unflatten(1, dist.shape)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
