@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import yaml
 
-from bccmt.inputs import chunk_bounds, model_inputs, quantise_length  # noqa: F401 (re-exported)
+from bccmt.inputs import model_inputs
 from bccmt.io.tables import read_kv
 from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
 
