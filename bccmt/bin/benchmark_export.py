@@ -6,13 +6,14 @@
 For every exp: its PyTorch model (exp/<m>/models/final.pt), its ONNX fp32 and (if exported) int8
 model from exp/<m>/export; plus the baseline ECAPA-TDNN C=512 in PyTorch (random weights: the
 time does not depend on them). 1, 3 and 10 s inputs, 1 and 2 threads, batch 1, 5 warm-up runs,
-median of 20, two sweeps (bccmt.export.latency). Prints and writes a markdown table, the machine
+median of 20, two sweeps (bccmt.export.latency). Prints and writes a markdown table (and the
+figures as JSON beside it: <out stem>.json), the machine
 and its load, and whether exported BC-CMT-Tiny meets the target at 10 s on 1 thread (<= 0.25x
 ECAPA-TDNN and <= 20 ms). Timings are only meaningful on an otherwise idle machine.
 """
 
-import argparse
 import datetime
+import json
 import logging
 import sys
 from pathlib import Path
@@ -65,15 +66,12 @@ def target_lines(ms, exps) -> list:
 
 
 def main(argv=None) -> int:
-    from bccmt.export.latency import LatencyConfig, machine, measure, table, write
-    from bccmt.io.markdown import write_block
+    from bccmt.export.latency import LatencyConfig, machine, measure, table
+    from bccmt.io.markdown import publish, table_tool_parser
+    from bccmt.io.tables import atomic_write
     from bccmt.provenance import git_commit
 
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--exps", required=True, help="space-separated exp dirs (each with export/)")
-    p.add_argument("--out", required=True, help="markdown file for the table")
-    p.add_argument("--results", default=None, help="RESULTS.md to put the table into")
+    p = table_tool_parser(__doc__)
     p.add_argument("--quick", action="store_true", help="1 sweep, median of 5 after 1 warm-up")
     a = p.parse_args(argv)
     setup_logging()
@@ -88,11 +86,9 @@ def main(argv=None) -> int:
             f"Machine: {load_before} at the start, load {machine().rsplit(' ', 1)[-1]} at the "
             "end. ONNX graphs include frame tiling and CMN.\n\n"
             + "\n".join(target_lines(ms, exps)) + "\n")
-    write(Path(a.out), text)
-    print(text)
-    if a.results:
-        write_block(a.results, BLOCK, text)
-        logger.info("updated block %s of %s", BLOCK, a.results)
+    publish(text, a.out, a.results, BLOCK)
+    with atomic_write(Path(a.out).with_suffix(".json"), encoding="utf-8") as f:
+        json.dump(ms, f, indent=1)
     return 0
 
 

@@ -16,7 +16,6 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
@@ -109,10 +108,3 @@ def table(ms: Dict[str, Dict[str, Dict[str, float]]], baseline: str, cfg: Latenc
                   for t in cfg.threads]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def write(path: Path, text: str) -> None:
-    from bccmt.io.tables import atomic_write
-
-    with atomic_write(path, encoding="utf-8") as f:
-        f.write(text)

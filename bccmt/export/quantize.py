@@ -64,7 +64,7 @@ def quantize(src: Path, dst: Path, method: str = "dynamic",
         raise ValueError("static int8 needs calibration features (--calib-feats)")
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.WARNING)  # the quantizer logs one INFO line per tensor on the root
+    root.setLevel(logging.ERROR)  # the quantizer logs a line (or a proto dump) per tensor
     try:
         if method == "dynamic":
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)

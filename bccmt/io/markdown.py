@@ -44,3 +44,27 @@ def write_block(path, name: str, body: str) -> None:
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     with atomic_write(path, encoding="utf-8") as f:
         f.write(replace_block(old, name, body))
+
+
+def publish(text: str, out, results=None, name: str = "") -> None:
+    """Writes ``text`` to ``out``, prints it, and sets it as block ``name`` of ``results``."""
+    from bccmt.io.tables import atomic_write
+
+    with atomic_write(out, encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+    if results:
+        write_block(results, name, text)
+
+
+def table_tool_parser(doc: str):
+    """argparse parser of the tools that write a markdown table of exp dirs (stage 7):
+    --exps, --out, --results."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exps", required=True, help="space-separated exp dirs (each with export/)")
+    p.add_argument("--out", required=True, help="markdown file for the table")
+    p.add_argument("--results", default=None, help="RESULTS.md to put the table into (a block)")
+    return p
