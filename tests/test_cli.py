@@ -94,6 +94,17 @@ def test_embed_files_npy_and_ark(exported, tmp_path, capsys):
     assert 0.95 < q @ emb[0] / np.linalg.norm(q) / np.linalg.norm(emb[0]) < 1.0
 
 
+def test_embed_fbank_overrides(exported, tmp_path):
+    root, exp, trials, out = exported
+    wav = str(root / "data" / "vox1" / "wav" / "2_1.wav")
+    assert main(["embed", "--model", str(out), wav, "--out", str(tmp_path / "a.npy")]) == 0
+    assert main(["embed", "--model", str(out), wav, "--out", str(tmp_path / "b.npy"), "--fbank",
+                 "snip_edges=false", "high_freq=-400"]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == b.shape and not np.allclose(a, b)
+    assert main(["embed", "--model", str(out), wav, "--fbank", "no_such=1"]) == 1
+
+
 def test_verify_two_wav_files_prints_a_decision(exported, tmp_path):
     root, exp, trials, out = exported
     wav = root / "data" / "vox1" / "wav"

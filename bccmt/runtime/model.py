@@ -3,7 +3,7 @@
 exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.export.metadata):
   model_name, exp, commit, created   where the model came from
   embedding_dim, sample_rate         (D,) float32 embeddings of 16 kHz audio
-  features                           the training fbank config (bccmt.features.FbankConfig), dither 0
+  features                           the training fbank config (features.FbankConfig), dither 0
   inputs                             min_frames, max_chunk_frames, length_quantum: how the recipe's
                                      stage 4 cut utterances (bccmt.inputs.model_inputs)
   files                              {"onnx": ..., "onnx_int8": ..., "torchscript": ...}
@@ -12,6 +12,7 @@ exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.ex
                                      EER and minDCF(0.01) thresholds and the trial list they came
                                      from (null when the exp had no stage-5 results)
   parity                             the export-time parity figures per format
+  int8_decision                      (after stage 7) why int8 is, or is not, the default
 Embeddings are computed exactly as stage 4 did: kaldi-native-fbank features with the training
 config and dither 0 (bccmt.features.compute_fbank), utterances cut by bccmt.inputs.model_inputs,
 one forward per input, chunk embeddings averaged.
@@ -88,7 +89,8 @@ class Decision:
 class ExportedModel:
     """Embeds audio and scores trials like the recipe, from an export dir."""
 
-    def __init__(self, model_dir, precision: str = "default", threads: int = 1):
+    def __init__(self, model_dir, precision: str = "default", threads: int = 1,
+                 fbank_overrides: Optional[Dict[str, object]] = None):
         self.dir = Path(model_dir)
         self.meta = read_metadata(self.dir)
         files = self.meta["files"]
@@ -99,7 +101,10 @@ class ExportedModel:
                                 f"(files: {', '.join(f'{k}={v}' for k, v in files.items())})")
         self.onnx_file = self.dir / name
         self.net = OnnxEmbedder(self.onnx_file, threads)
-        self.fbank = FbankConfig.from_dict(self.meta["features"], f"{self.dir}/{METADATA_FILE}")
+        # overrides are for experiments only (e.g. another toolkit's front end): the model was
+        # trained on the stored config
+        self.fbank = FbankConfig.from_dict(dict(self.meta["features"], **(fbank_overrides or {})),
+                                           f"{self.dir}/{METADATA_FILE} + --fbank")
         self.inputs = self.meta["inputs"]
         self.scoring = self.meta["scoring"]
 
