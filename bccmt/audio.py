@@ -5,19 +5,27 @@ PyAV, VoxCeleb2's AAC) or a Kaldi pipe ``cmd |`` whose stdout is a wav file (run
 pipefail). Policy on bad input (every case raises AudioError with the reason):
   missing file, empty file, unreadable/corrupt bytes, truncated wav (the RIFF data chunk declares
   more bytes than the file has; soundfile would silently return fewer samples), fewer samples than
-  ``min_samples`` (default: one 25 ms frame), a sample rate other than ``expected_rate`` (no silent
-  resampling), more than one channel (no silent downmix), a pipe command exiting non-zero.
+  ``min_samples`` (default: one 25 ms frame), a pipe command exiting non-zero; and, for the
+  recipe's ``read_audio``, a sample rate other than ``expected_rate`` (no silent resampling) or
+  more than one channel (no silent downmix).
+``read_audio_converted`` (the ``bccmt`` command's reader) instead averages the channels and
+resamples to the wanted rate (scipy's polyphase filter), and logs a line when it does either.
+This module imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import subprocess
+from math import gcd
 from typing import BinaryIO, Optional, Tuple
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 AV_EXTENSIONS = (".m4a", ".aac", ".mp4", ".m4v")
 # Data-chunk sizes that streaming writers put in a header they cannot seek back to fix
@@ -62,26 +70,22 @@ def _check_not_truncated(f: BinaryIO, total_bytes: int) -> None:
         )
 
 
-def _read_soundfile(f: BinaryIO, total_bytes: int, expected_rate: int) -> np.ndarray:
+def _read_soundfile(f: BinaryIO, total_bytes: int) -> Tuple[np.ndarray, int]:
     import soundfile as sf
 
     _check_not_truncated(f, total_bytes)
     try:
         with sf.SoundFile(f) as snd:
-            rate, channels, frames = snd.samplerate, snd.channels, snd.frames
-            if rate != expected_rate:
-                raise AudioError(f"sample rate {rate} Hz, expected {expected_rate} Hz")
-            if channels != 1:
-                raise AudioError(f"{channels} channels; mono required (no silent downmix)")
+            rate, frames = snd.samplerate, snd.frames
             data = snd.read(dtype="float32", always_2d=True)
     except sf.SoundFileError as e:
         raise AudioError(f"unreadable audio ({e})") from None
     if frames > 0 and len(data) < frames:
         raise AudioError(f"truncated audio: read {len(data)} of {frames} samples")
-    return data[:, 0]
+    return data, rate
 
 
-def _read_av(path: str, expected_rate: int) -> np.ndarray:
+def _read_av(path: str) -> Tuple[np.ndarray, int]:
     import av
 
     try:
@@ -89,35 +93,31 @@ def _read_av(path: str, expected_rate: int) -> np.ndarray:
             if not container.streams.audio:
                 raise AudioError("no audio stream")
             stream = container.streams.audio[0]
-            ctx = stream.codec_context
-            channels = ctx.layout.nb_channels if ctx.layout is not None else ctx.channels
-            if ctx.sample_rate != expected_rate:
-                raise AudioError(f"sample rate {ctx.sample_rate} Hz, expected {expected_rate} Hz")
-            if channels != 1:
-                raise AudioError(f"{channels} channels; mono required (no silent downmix)")
+            rate = stream.codec_context.sample_rate
             chunks = []
             resampler = None
             for frame in container.decode(stream):
-                if frame.format.name not in ("flt", "fltp"):
+                if frame.format.name != "fltp":  # planar float: to_ndarray() is (channels, n)
                     if resampler is None:
-                        resampler = av.AudioResampler(format="flt", layout="mono", rate=ctx.sample_rate)
-                    for fr in resampler.resample(frame):
-                        chunks.append(fr.to_ndarray().reshape(-1))
+                        resampler = av.AudioResampler(format="fltp", layout=frame.layout.name,
+                                                      rate=frame.sample_rate)
+                    chunks.extend(fr.to_ndarray() for fr in resampler.resample(frame))
                 else:
-                    chunks.append(frame.to_ndarray().reshape(-1))
+                    chunks.append(frame.to_ndarray())
             declared = None
             if stream.duration is not None and stream.time_base is not None:
-                declared = int(round(float(stream.duration * stream.time_base) * expected_rate))
+                declared = int(round(float(stream.duration * stream.time_base) * rate))
     except av.error.FFmpegError as e:
         raise AudioError(f"unreadable audio ({e})") from None
-    wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    data = (np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False) if chunks
+            else np.zeros((0, 1), np.float32))
     if declared:
         # AAC decodes whole 1024-sample frames: drop the encoder's end padding, and call it
         # truncated when more than one frame of the declared length is missing.
-        if len(wave) + 1024 < declared:
-            raise AudioError(f"truncated audio: decoded {len(wave)} of {declared} samples")
-        wave = wave[:declared]
-    return wave
+        if len(data) + 1024 < declared:
+            raise AudioError(f"truncated audio: decoded {len(data)} of {declared} samples")
+        data = data[:declared]
+    return data, rate
 
 
 def _run_pipe(cmd: str) -> bytes:
@@ -134,16 +134,10 @@ def _run_pipe(cmd: str) -> bytes:
     return proc.stdout
 
 
-def read_audio(
-    spec: str, expected_rate: int = 16000, min_samples: Optional[int] = None
-) -> np.ndarray:
-    """Reads one wav.scp value.
+def decode_audio(spec: str) -> Tuple[np.ndarray, int]:
+    """Decodes one wav.scp value as it is: (data (N, channels) float32 in [-1, 1], rate in Hz).
 
-    spec: a path (.wav/.flac via soundfile, .m4a via PyAV) or a pipe ``cmd |`` writing a wav file.
-    Returns wave: (N,) float32 mono in [-1, 1] at ``expected_rate`` Hz.
-    min_samples: shortest acceptable length (default one 25 ms frame = 400 samples at 16 kHz).
-    Raises AudioError(reason) for every unusable input (see the module docstring).
-    """
+    Raises AudioError for a missing, empty, unreadable or truncated input or a failing pipe."""
     spec = spec.strip()
     if not spec:
         raise AudioError("empty wav.scp entry")
@@ -151,26 +145,66 @@ def read_audio(
         data = _run_pipe(spec[:-1].strip())
         if not data:
             raise AudioError(f"command wrote nothing: '{spec[:-1].strip()}'")
-        wave = _read_soundfile(io.BytesIO(data), len(data), expected_rate)
-    else:
-        if not os.path.exists(spec):
-            raise AudioError(f"no such file: {spec}")
-        size = os.path.getsize(spec)
-        if size == 0:
-            raise AudioError(f"empty file (0 bytes): {spec}")
-        if spec.lower().endswith(AV_EXTENSIONS):
-            wave = _read_av(spec, expected_rate)
-        else:
-            with open(spec, "rb") as f:
-                wave = _read_soundfile(f, size, expected_rate)
-    min_samples = _default_min_samples(expected_rate) if min_samples is None else min_samples
+        return _read_soundfile(io.BytesIO(data), len(data))
+    if not os.path.exists(spec):
+        raise AudioError(f"no such file: {spec}")
+    size = os.path.getsize(spec)
+    if size == 0:
+        raise AudioError(f"empty file (0 bytes): {spec}")
+    if spec.lower().endswith(AV_EXTENSIONS):
+        return _read_av(spec)
+    with open(spec, "rb") as f:
+        return _read_soundfile(f, size)
+
+
+def _check_length(wave: np.ndarray, rate: int, min_samples: Optional[int]) -> np.ndarray:
+    min_samples = _default_min_samples(rate) if min_samples is None else min_samples
     if len(wave) == 0:
         raise AudioError("no samples (empty audio)")
     if len(wave) < min_samples:
         raise AudioError(
-            f"too short: {len(wave)} samples ({len(wave) / expected_rate:.3f} s) < {min_samples}"
-        )
+            f"too short: {len(wave)} samples ({len(wave) / rate:.3f} s) < {min_samples}")
     return wave
+
+
+def read_audio(
+    spec: str, expected_rate: int = 16000, min_samples: Optional[int] = None
+) -> np.ndarray:
+    """Reads one wav.scp value, strictly (the recipe's reader).
+
+    spec: a path (.wav/.flac via soundfile, .m4a via PyAV) or a pipe ``cmd |`` writing a wav file.
+    Returns wave: (N,) float32 mono in [-1, 1] at ``expected_rate`` Hz.
+    min_samples: shortest acceptable length (default one 25 ms frame = 400 samples at 16 kHz).
+    Raises AudioError(reason) for every unusable input (see the module docstring).
+    """
+    data, rate = decode_audio(spec)
+    if rate != expected_rate:
+        raise AudioError(f"sample rate {rate} Hz, expected {expected_rate} Hz")
+    if data.shape[1] != 1:
+        raise AudioError(f"{data.shape[1]} channels; mono required (no silent downmix)")
+    return _check_length(data[:, 0], expected_rate, min_samples)
+
+
+def read_audio_converted(spec: str, rate: int = 16000, min_samples: Optional[int] = None,
+                         name: Optional[str] = None) -> np.ndarray:
+    """Reads one wav.scp value leniently: (N,) float32 mono at ``rate`` Hz.
+
+    Several channels are averaged and another sample rate is resampled (scipy.signal.resample_poly,
+    the ratio reduced by its gcd), each with an INFO log line naming the input (``name``, default
+    ``spec``). Every other bad input raises AudioError as in read_audio."""
+    data, have = decode_audio(spec)
+    name = name or spec
+    wave = data[:, 0]
+    if data.shape[1] > 1:
+        logger.info("%s: %d channels, averaged to mono", name, data.shape[1])
+        wave = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if have != rate and len(wave):
+        from scipy.signal import resample_poly
+
+        g = gcd(have, rate)
+        logger.info("%s: resampled from %d Hz to %d Hz", name, have, rate)
+        wave = resample_poly(wave, rate // g, have // g).astype(np.float32)
+    return _check_length(wave, rate, min_samples)
 
 
 def audio_duration(path: str) -> float:

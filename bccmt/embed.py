@@ -9,7 +9,7 @@ extraction always uses it with dither 0:
 - a data dir without feats.scp is featurised from wav.scp on the fly.
 Each input then goes through bccmt.features.apply_cmn, the function the training crops use.
 
-Long and short utterances. Utterances up to ``max_chunk_frames`` (default 3000 = 30 s) are embedded
+Long and short utterances (bccmt.inputs, shared with the exported models). Utterances up to ``max_chunk_frames`` (default 3000 = 30 s) are embedded
 whole. Longer ones are cut into the fewest contiguous, near-equal chunks no longer than that
 (np.array_split), each chunk is mean-normalised and embedded like a training crop, and the chunk
 embeddings are averaged (plain mean). Utterances shorter than the model's ``min_frames`` are tiled
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import yaml
 
+from bccmt.inputs import model_inputs
 from bccmt.io.tables import read_kv
 from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
 
@@ -55,14 +56,6 @@ class ExtractConfig:
     length_quantum: int = 16  # inputs keep their central T - T % q frames (1 = all frames)
     window_utts: int = 512  # utterances loaded at once (bounds memory)
     device: str = "cpu"  # torch device
-
-
-def chunk_bounds(num_frames: int, max_chunk_frames: int) -> List[Tuple[int, int]]:
-    """[(start, end)] of the fewest near-equal contiguous chunks of at most max_chunk_frames."""
-    n = max(1, -(-num_frames // max_chunk_frames))
-    sizes = [len(a) for a in np.array_split(np.arange(num_frames), n)]
-    edges = np.r_[0, np.cumsum(sizes)]
-    return [(int(edges[i]), int(edges[i + 1])) for i in range(n)]
 
 
 class FeatureSource:
@@ -149,12 +142,8 @@ def embed_utterances(
         window = utts[w:w + cfg.window_utts]
         inputs: List[Tuple[int, np.ndarray]] = []  # (position in window, CMN'd chunk)
         for pos, utt in enumerate(window):
-            feats = get_feats(utt)
-            for s, e in chunk_bounds(feats.shape[0], cfg.max_chunk_frames):
-                x = feats[s:e]
-                if x.shape[0] < min_frames:
-                    x = np.tile(x, (-(-min_frames // x.shape[0]), 1))[:min_frames]
-                x = quantise_length(x, cfg.length_quantum, min_frames)
+            for x in model_inputs(get_feats(utt), min_frames, cfg.max_chunk_frames,
+                                  cfg.length_quantum):
                 inputs.append((pos, apply_cmn(x)))
         sums: Dict[int, List[np.ndarray]] = {}
         for batch in _equal_length_batches(inputs, cfg.batch_frames):
@@ -169,14 +158,6 @@ def embed_utterances(
             if not np.all(np.isfinite(vec)):
                 raise ExtractError(f"embedding of '{utt}' is not finite")
             yield utt, np.asarray(vec, dtype=np.float32)
-
-
-def quantise_length(x: np.ndarray, quantum: int, min_frames: int = 1) -> np.ndarray:
-    """The central max(min_frames, T - T % quantum) frames of x (T, F); x itself if quantum <= 1."""
-    t = x.shape[0]
-    keep = max(min(min_frames, t), t - t % quantum) if quantum > 1 else t
-    start = (t - keep) // 2
-    return x[start:start + keep]
 
 
 def _equal_length_batches(inputs: List[Tuple[int, np.ndarray]], batch_frames: int):

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from bccmt.embed import (ExtractConfig, ExtractError, FeatureSource, check_one_per_utterance,
-                         chunk_bounds, embed_utterances, extract_job, quantise_length,
-                         speaker_means)
+                         embed_utterances, extract_job, speaker_means)
+from bccmt.inputs import chunk_bounds, quantise_length
 from bccmt.io.tables import write_kv
 from bccmt.io.vectors import read_vectors, write_vectors
 

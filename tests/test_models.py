@@ -205,7 +205,27 @@ def test_kv_reduction_pads_with_real_frames(r):
 @pytest.mark.parametrize("tq,tk,r", [(100, 13, 8), (237, 60, 4), (30, 30, 1), (7, 4, 2)])
 def test_relative_bias_matches_direct_gather(tq, tk, r):
     rb = RelativePositionBias(3, max_distance=5)
-    assert torch.equal(rb(tq, tk, r), rb.reference(tq, tk, r))
+    assert torch.equal(rb(tq, tk, r), rb.gather(tq, tk, r))
+
+
+@pytest.mark.parametrize("name", ["bccmt_tiny", "bccmt_tiny_2dsa", "ecapa_tdnn_c512"])
+def test_export_mode_computes_the_same_function(name):
+    """Export mode (NCHW always, gathered position bias) against the normal path, which runs
+    forced to channels_last here: float64, so only rounding differs."""
+    import copy
+
+    torch.manual_seed(2)
+    model = build_model(name).eval().double()
+    exported = copy.deepcopy(model).set_export_mode()
+    model.channels_last_min_frames = 0
+    x = feats(157, b=2, seed=8).double()
+    with torch.no_grad():
+        assert _rel_err(exported(x), model(x)) < 1e-10
+    biases = [m for m in exported.modules() if isinstance(m, RelativePositionBias)]
+    assert all(m.export_mode for m in biases) and len(biases) == {
+        "bccmt_tiny": 10, "bccmt_tiny_2dsa": 20, "ecapa_tdnn_c512": 0}[name]
+    assert model.set_export_mode(False) is model and not any(
+        getattr(m, "export_mode", False) for m in model.modules())
 
 
 def test_aam_head_margin():

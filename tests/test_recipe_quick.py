@@ -1,4 +1,4 @@
-"""The whole recipe (stages 0-6) in quick mode, run in a scratch copy of egs/voxceleb (CI's toy run)."""
+"""The whole recipe (stages 0-7) in quick mode, run in a scratch copy of egs/voxceleb (CI's toy run)."""
 
 import os
 import re
@@ -54,3 +54,21 @@ def test_quick_recipe_end_to_end(quick_recipe):
     assert proc2.returncode == 0, (proc2.stdout + proc2.stderr)[-4000:]
     body = lambda t: [r for r in t.splitlines() if r.startswith("|")]  # noqa: E731
     assert body((work / "RESULTS.md").read_text()) == body(results)
+    # stage 7 (not in the default run): exports, their accuracy from audio, a latency table
+    proc3 = subprocess.run(
+        ["bash", "run.sh", "--quick", "true", "--stage", "7", "--stop-stage", "7",
+         "--latency-quick", "true"], cwd=recipe, capture_output=True, text=True, timeout=1200,
+    )
+    assert proc3.returncode == 0, (proc3.stdout + proc3.stderr)[-6000:]
+    final = (work / "RESULTS.md").read_text()
+    assert body(final)[:len(body(results))] == body(results)  # stage 6's table kept
+    for model in ("bccmt_base", "bccmt_tiny_kd", "bccmt_tiny"):
+        export = work / "exp" / model / "export"
+        for name in ("model.onnx", "model.int8.onnx", "model.torchscript.pt", "metadata.json"):
+            assert (export / name).is_file(), export / name
+        for runtime in ("ONNX fp32", "ONNX int8"):
+            assert any(r.startswith(f"| {model} |") and f"| {runtime} |" in r
+                       for r in body(final)), (model, runtime)
+        assert any(r.startswith(f"| {model} ONNX fp32 |") for r in body(final))
+    assert "<!-- begin export-latency -->" in final and "ecapa_tdnn_c512 PyTorch" in final
+    assert "<!-- begin export-accuracy -->" in final

@@ -4,6 +4,11 @@
 (B, embedding_dim); ``model(feats, return_attention=True)`` returns ``(embeddings, maps)`` where
 maps is a list of softmax attention tensors (B, heads, T_query, T_key), one per attention block, in
 network order. ``kd_layers`` indexes into that list (last block of every stage).
+
+Export mode (``set_export_mode``): every submodule with an ``export_mode`` attribute switches to
+code paths that torch.export and torch.jit.trace can follow for any batch size and length (no branch
+on the input's size, no ``Unfold``). They compute the same function; bccmt.export turns it on on a
+copy of the model, never during training.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ class EmbeddingModel(nn.Module):
         self.embedding_dim = embedding_dim
         self.kd_layers = list(kd_layers)
         self.min_frames = min_frames
+
+    def set_export_mode(self, on: bool = True) -> "EmbeddingModel":
+        """Switches the export-friendly paths of this model and its submodules; returns self."""
+        for module in self.modules():
+            if hasattr(module, "export_mode"):
+                module.export_mode = on
+        return self
 
     def check_feats(self, feats: torch.Tensor) -> None:
         """Raises ValueError unless feats is (B, T, n_mels) with T >= min_frames."""

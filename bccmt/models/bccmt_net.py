@@ -125,6 +125,8 @@ class BCCMT(EmbeddingModel):
         # short utterances) keep NCHW, where its conversions would cost more than they save.
         # math.inf = always NCHW (the plain PyTorch ops; the equivalence tests' reference).
         self.channels_last_min_frames: float = CHANNELS_LAST_MIN_FRAMES
+        # export mode (set_export_mode): always NCHW, so the graph has no branch on B x T
+        self.export_mode = False
 
     def forward(self, feats: torch.Tensor, return_attention: bool = False):
         """feats (B, T, n_mels) -> (B, E), or ((B, E), [maps]) with return_attention."""
@@ -141,7 +143,8 @@ class BCCMT(EmbeddingModel):
         """Runs the first num_blocks blocks; returns (last activation, their maps)."""
         self.check_feats(feats)
         x = self.stem(feats.transpose(1, 2).unsqueeze(1))
-        if feats.shape[0] * feats.shape[1] >= self.channels_last_min_frames:
+        if (not self.export_mode  # (checked first: no size comparison in an exported graph)
+                and feats.shape[0] * feats.shape[1] >= self.channels_last_min_frames):
             x = x.contiguous(memory_format=torch.channels_last)       # (B, F, T, C) storage
         maps: List[torch.Tensor] = []
         for s, stage in enumerate(self.stages):

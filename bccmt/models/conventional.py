@@ -43,7 +43,9 @@ class FreqTimeMHSA(nn.Module):
         r = self.reduction
         z = self.norm(x.flatten(2).transpose(1, 2))                     # (B, F*T, C)
         if r > 1:
-            z2 = F.pad(z.transpose(1, 2).reshape(b, c, f, t), (0, (-t) % r, 0, (-f) % r))
+            # zero pad of r - 1 in both axes: the strided conv drops the surplus (the same keys as
+            # a pad to the next multiple of r), and a constant pad traces for any length
+            z2 = F.pad(z.transpose(1, 2).reshape(b, c, f, t), (0, r - 1, 0, r - 1))
             red = self.reduce(z2)                                       # (B, C, Fk, Tk)
             fk, tk = red.shape[2], red.shape[3]
             kv_in = self.reduce_norm(red.flatten(2).transpose(1, 2))

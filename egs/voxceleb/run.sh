@@ -8,6 +8,8 @@
 #   stage 4  embeddings (x-vector style ark/scp) for every model and set
 #   stage 5  scoring: cosine, AS-norm, LDA+PLDA (local/score.sh)
 #   stage 6  EER / minDCF, RESULTS.md, DET plot
+#   stage 7  export (ONNX fp32 + int8, TorchScript; parity-checked), accuracy of the exported models
+#            from audio with the `bccmt` command, latency table (not run by default: --stop-stage 7)
 set -euo pipefail
 
 stage=0                # first stage to run
@@ -26,11 +28,14 @@ backends="cosine asnorm plda"  # scoring backends for stage 5
 seed=1234              # the one seed: corpus, augmentation, backend subset and training
 train_threads=2        # torch threads of the teacher's training process (stage 2)
 student_jobs=2         # stage 3: students trained side by side, 1 thread each (1: in turn, train_threads)
+int8_method=dynamic    # stage 7: onnxruntime int8 quantization, dynamic or static (calibrated on training features)
+latency_quick=false    # stage 7: short latency sweep (1 sweep, median of 3: a smoke test) instead of the full one
 kd_study=false         # after the stages: paired-seed KD study (local/kd_study.sh) -> $exp/kd_study
 kd_study_opts=""       # more local/kd_study.sh options, e.g. "--num-seeds 3 --arms conf/kd_study_ablations.txt"
 
 usage="Usage: $0 [options]
  e.g.: $0 --stage 0 --stop-stage 6
+       $0 --stage 7 --stop-stage 7      # export, then the exported models' accuracy and latency
        $0 --quick true
        $0 --stage 8 --kd-study true    # only the KD study (stages 0-4 done before)
        $0 --vox1-root /data/VoxCeleb1 --vox2-root /data/VoxCeleb2 --musan-root /data/musan --rirs-root /data/RIRS_NOISES"
@@ -195,6 +200,49 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log 6 "report -> $work/RESULTS.md"
   python -m bccmt.bin.report --exps "$(for m in $models; do printf '%s ' $exp/$m; done)" --out $work/RESULTS.md
+fi
+
+newer() {  # <file> <other>...: true if <file> exists and is newer than every <other>
+  [ -f "$1" ] || return 1
+  local f; for f in "${@:2}"; do [ "$1" -nt "$f" ] || return 1; done
+}
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  trials=$(ls $data/$eval_set/trials/*.kaldi)
+  export_opts=(--int8 --int8-method $int8_method)
+  [ $int8_method = static ] && export_opts+=(--calib-feats $data/$train_set/feats.scp)
+  exps=""
+  for m in $models; do
+    exps="$exps $exp/$m"
+    meta=$exp/$m/export/metadata.json
+    if newer $meta $exp/$m/models/final.pt $exp/$m/scores/*.cosine.result; then
+      log 7 "$exp/$m/export is newer than its model and results: kept"
+    else
+      log 7 "export $exp/$m -> $exp/$m/export (ONNX fp32 and int8 $int8_method, TorchScript; parity)"
+      python -m bccmt.bin.export --exp-dir $exp/$m "${export_opts[@]}"
+    fi
+    for p in fp32 int8; do
+      d=$exp/$m/export_eval/$p
+      if newer $d/scores/done $exp/$m/export/model.onnx $exp/$m/export/model.int8.onnx; then
+        log 7 "$d/scores are newer than the export: kept"; continue
+      fi
+      for dset in $backend_set $eval_set; do
+        log 7 "bccmt embed ($p): $data/$dset -> $d/embeddings/$dset"
+        bccmt embed --model $exp/$m/export --precision $p --wav-scp $data/$dset/wav.scp \
+          --out-dir $d/embeddings/$dset
+        cp $data/$dset/utt2spk $d/embeddings/$dset/utt2spk
+      done
+      log 7 "scoring the $p embeddings of $m with $backends"
+      local/score.sh --backends "$backends" --train-set $backend_set $d $trials
+      touch $d/scores/done
+    done
+  done
+  log 7 "latency (batch 1; meaningful on an idle machine) -> $exp/export_latency.md, $work/RESULTS.md"
+  python -m bccmt.bin.benchmark_export --exps "$exps" --out $exp/export_latency.md \
+    --results $work/RESULTS.md $( [ "$latency_quick" = true ] && echo --quick )
+  log 7 "accuracy of the exported models; int8 is the default only within 0.2 EER points and faster"
+  python -m bccmt.bin.export_report --exps "$exps" --out $exp/export_accuracy.md \
+    --latency $exp/export_latency.json --results $work/RESULTS.md
 fi
 
 # Beside the stages: does attention-map KD help? N paired seeds from this teacher (see the header of
