@@ -28,7 +28,7 @@ backends="cosine asnorm plda"  # scoring backends for stage 5
 seed=1234              # seed for corpus, augmentation and training
 train_threads=2        # torch threads for training (one process)
 int8_method=dynamic    # stage 7: onnxruntime int8 quantization, dynamic or static (calibrated on training features)
-latency_quick=false    # stage 7: short latency sweep (1 sweep, median of 3: a smoke test) instead of the full one
+latency_quick=false    # stage 7: a smoke-test latency sweep (1 and 10 s, 1 thread, median of 3) instead of the full one
 
 usage="Usage: $0 [options]
  e.g.: $0 --stage 0 --stop-stage 6
