@@ -45,16 +45,14 @@ def test_parity_onnx_and_torchscript_batch_1_4_all_lengths(exported, model):
         report = check_parity(name, reference, runner, inputs)
         assert report.passed, report.describe()
         assert 0 <= report.max_cosine_deficit <= 1e-5 and 0 < report.max_err_over_norm <= 1e-4
-    edges = [parity_inputs(80, batches=(2,), frames=(1,), seed=12)[0],  # one frame, tiled
-             parity_inputs(80, batches=(1,), frames=(6000,), seed=13)[0]]  # 60 s
-    # Outside the gated 30-3000 frames: float32 sums over 6000 frames of a random-init model put
-    # the largest error at ~2e-4 of the norm on some CPUs, so the edge limit is 1e-3 there (cosine
-    # still within 1e-5); a wrong graph misses both by orders of magnitude.
+    # beyond the grid: 2 frames (tiled to 50) and 60 s pass the same check. (One frame is
+    # degenerate: after CMN the tiled input is zero up to rounding, and so is what it encodes.)
+    edges = [parity_inputs(80, batches=(2,), frames=(2,), seed=12)[0],
+             parity_inputs(80, batches=(1,), frames=(6000,), seed=13)[0]]
     for name, runner in (("onnx", OnnxEmbedder(out / "model.onnx")),
                          ("torchscript", parity.torchscript_runner(out / "model.torchscript.pt"))):
-        report = check_parity(name, reference, runner, edges)
-        assert report.max_cosine_deficit <= 1e-5 and report.max_err_over_norm <= 1e-3, \
-            (name, report.describe())
+        r = check_parity(name, reference, runner, edges)
+        assert r.passed, r.describe()
     meta = json.loads((out / "metadata.json").read_text())
     for name in ("onnx", "torchscript"):  # the export-time check covered the same grid
         p = meta["parity"][name]

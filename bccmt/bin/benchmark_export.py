@@ -72,11 +72,13 @@ def main(argv=None) -> int:
     from bccmt.provenance import git_commit
 
     p = table_tool_parser(__doc__)
-    p.add_argument("--quick", action="store_true", help="1 sweep, median of 3 after 1 warm-up")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 1 and 10 s, 1 thread, 1 sweep, median of 3 after 1 warm-up")
     a = p.parse_args(argv)
     setup_logging()
     exps = [Path(e) for e in a.exps.split()]
-    cfg = LatencyConfig(sweeps=1, runs=3, warmup=1) if a.quick else LatencyConfig()
+    cfg = (LatencyConfig(seconds=(1.0, 10.0), threads=(1,), sweeps=1, runs=3, warmup=1)
+           if a.quick else LatencyConfig())
     load_before = machine()
     ms = measure(entries(exps), cfg)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -29,7 +29,7 @@ seed=1234              # the one seed: corpus, augmentation, backend subset and 
 train_threads=2        # torch threads of the teacher's training process (stage 2)
 student_jobs=2         # stage 3: students trained side by side, 1 thread each (1: in turn, train_threads)
 int8_method=dynamic    # stage 7: onnxruntime int8 quantization, dynamic or static (calibrated on training features)
-latency_quick=false    # stage 7: short latency sweep (1 sweep, median of 3: a smoke test) instead of the full one
+latency_quick=false    # stage 7: a smoke-test latency sweep (1 and 10 s, 1 thread, median of 3) instead of the full one
 kd_study=false         # after the stages: paired-seed KD study (local/kd_study.sh) -> $exp/kd_study
 kd_study_opts=""       # more local/kd_study.sh options, e.g. "--num-seeds 3 --arms conf/kd_study_ablations.txt"
 
