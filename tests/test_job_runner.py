@@ -114,7 +114,9 @@ def test_usage_errors(tmp_path):
 def test_interrupt_kills_children(tmp_path):
     proc = subprocess.Popen([sys.executable, str(RUN), "JOB=1:2", "log/s.JOB.log",
                              "echo $$ > pid.JOB; sleep 60"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell's background job inherits SIGINT ignored; run.py must see it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pids = []
     for _ in range(200):
         if all((tmp_path / f"pid.{j}").is_file() and (tmp_path / f"pid.{j}").read_text().strip()

@@ -58,3 +58,23 @@ def test_read_trials(tmp_path):
     p.write_text("e1 t1 target\ne1 t2 1\n")
     with pytest.raises(TableError, match=r"trials:2: expected"):
         read_trials(p)
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    from bccmt.train.checkpoint import save_atomic
+
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "t") as f:
+            f.write("x\n")
+        save_atomic({"a": 1}, tmp_path / "c.pt")
+        (tmp_path / "plain").write_text("x\n")
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert want == 0o640
+    for name in ("t", "c.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name

@@ -72,12 +72,29 @@ def read_trials(path: PathLike) -> List[Tuple[str, str, bool]]:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_beside(path: Path) -> Tuple[int, str]:
+    """A new temp file in ``path``'s folder (created if needed), open as ``(fd, name)``.
+
+    mkstemp creates it with mode 0600; it gets the mode a plain ``open`` would give (0666 less the
+    umask), so that a file renamed onto ``path`` is as readable as one written in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "w", **kwargs):
     """Opens a temp file beside ``path``; renames it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         with open(tmp, mode, **kwargs) as f:

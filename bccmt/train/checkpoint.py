@@ -15,12 +15,13 @@ import logging
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+
+from bccmt.io.tables import temp_beside
 
 log = logging.getLogger(__name__)
 EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
@@ -33,8 +34,7 @@ class CheckpointError(RuntimeError):
 def save_atomic(obj: Any, path) -> None:
     """torch.save to a temp file beside ``path``, fsync, then rename (never a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
