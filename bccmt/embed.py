@@ -183,8 +183,8 @@ def split_for_job(utts: Sequence[str], job: int, num_jobs: int) -> List[str]:
 def extract_job(exp_dir, data_dir, out_dir, job: int = 1, num_jobs: int = 1,
                 cfg: ExtractConfig = ExtractConfig()) -> Tuple[Path, Path, int]:
     """Embeds this job's utterances into out_dir/xvector[.JOB].{ark,scp}; returns (ark, scp, n)."""
-    from bccmt.train.checkpoint import CheckpointError, load_embedding_model
-    from bccmt.train.config import ConfigError
+    from bccmt.config import ConfigError
+    from bccmt.exp import CheckpointError, load_embedding_model
 
     try:
         model, exp_cfg = load_embedding_model(exp_dir, device=cfg.device)
@@ -235,7 +235,8 @@ def check_one_per_utterance(scp, source: "FeatureSource") -> int:
 
 def feature_source(exp_dir, data_dir) -> "FeatureSource":
     """The FeatureSource extraction uses for data_dir under exp_dir's config (no model loaded)."""
-    from bccmt.train.config import ConfigError, read_resolved
+    from bccmt.config import ConfigError
+    from bccmt.exp import read_resolved
 
     try:
         cfg = read_resolved(Path(exp_dir) / "config.yaml")

@@ -43,6 +43,7 @@ def _tiny_config(path, extra=""):
 # (a) AMP training ---------------------------------------------------------------------------------
 
 def test_amp_training_loss_falls_on_cuda(tmp_path, standin):
+    from bccmt.exp import load_embedding_model
     from bccmt.train import checkpoint as ckpt
     from bccmt.train.trainer import run_training
 
@@ -57,7 +58,7 @@ def test_amp_training_loss_falls_on_cuda(tmp_path, standin):
     assert state["scaler"] is not None and math.isfinite(state["scaler"]["scale"])  # AMP was on
     final = torch.load(tmp_path / "exp/models/final.pt", weights_only=True)  # no map_location
     assert all(v.device.type == "cpu" for v in final["state_dict"].values())  # CPU-loadable
-    model, _ = ckpt.load_embedding_model(tmp_path / "exp", device="cuda")
+    model, _ = load_embedding_model(tmp_path / "exp", device="cuda")
     with torch.inference_mode():
         emb = model(torch.randn(2, 100, 80, device="cuda"))
     assert emb.shape == (2, 12) and torch.isfinite(emb).all()
@@ -66,6 +67,7 @@ def test_amp_training_loss_falls_on_cuda(tmp_path, standin):
 def test_cli_train_real_model_amp_cuda(tmp_path):
     """bccmt.bin.train --device cuda on BC-CMT: 2 s crops x batch 16 = 3200 frames, so the
     channels_last trunk (CHANNELS_LAST_MIN_FRAMES) runs under float16 autocast too."""
+    from bccmt.exp import load_embedding_model
     from bccmt.train import checkpoint as ckpt
 
     d = make_feats_dir(tmp_path / "d", speakers=4, utts=4, min_frames=150, max_frames=300)
@@ -81,7 +83,7 @@ def test_cli_train_real_model_amp_cuda(tmp_path):
     state = ckpt.load_state(exp / "models/epoch_2.pt")
     assert state["scaler"] is not None
     assert all(math.isfinite(h["loss"]) for h in state["history"]), state["history"]
-    model, _ = ckpt.load_embedding_model(exp, device="cuda")
+    model, _ = load_embedding_model(exp, device="cuda")
     with torch.inference_mode():
         assert torch.isfinite(model(torch.randn(1, 200, 80, device="cuda"))).all()
 
@@ -89,8 +91,8 @@ def test_cli_train_real_model_amp_cuda(tmp_path):
 # (b) KD on GPU ------------------------------------------------------------------------------------
 
 def test_kd_student_with_teacher_on_cuda(tmp_path, monkeypatch):
-    import bccmt.kd.teacher as teacher_mod
-    from bccmt.train.config import load_config
+    import bccmt.train.distill as teacher_mod  # where the training run loads its teacher
+    from bccmt.config import load_config
     from bccmt.train.trainer import run_training
 
     d = make_feats_dir(tmp_path / "d", speakers=4, utts=4)

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 def model(exported):
     import torch
 
-    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.exp import load_embedding_model
 
     torch.set_num_threads(1)
     return load_embedding_model(exported[1])[0]

@@ -74,7 +74,7 @@ def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
     assert np.array_equal(e1.view(np.uint32), e2.view(np.uint32))  # bit-identical
     assert check_one_per_utterance(scp1, FeatureSource(data, FEATS)) == 5
     # batching does not change the result beyond float rounding; chunks are averaged
-    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.exp import load_embedding_model
 
     model, _ = load_embedding_model(exp)
     src = FeatureSource(data, FEATS)
@@ -101,7 +101,7 @@ def test_quantise_length_keeps_central_frames():
 
 def test_length_quantum_batches_near_equal_lengths(exp, tmp_path):
     from bccmt.features import apply_cmn
-    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.exp import load_embedding_model
 
     data, utts = make_data(tmp_path / "data", [117, 120, 127, 90])  # 112, 112, 112, 80 kept
     model, _ = load_embedding_model(exp)

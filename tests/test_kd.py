@@ -98,7 +98,7 @@ def test_kd_run_checks_teacher_logs_terms_and_keeps_it_frozen(tmp_path, standin,
     d = make_feats_dir(tmp_path / "d")
     teacher_exp = _train_teacher(tmp_path, d, model={"args": {"heads": [2, 4]}})
     seen = {}
-    import bccmt.kd.teacher as teacher_mod
+    import bccmt.train.distill as teacher_mod  # where the training run loads its teacher
 
     def spy(*a, **k):
         seen["teacher"], final = load_teacher(*a, **k)

@@ -7,6 +7,7 @@ import torch
 
 from bccmt.kd.attention_loss import map_divergence
 from bccmt.kd.diagnostics import clean_indices, fixed_crops, map_entropy, model_maps
+from bccmt import exp
 from bccmt.train import checkpoint as ckpt
 from bccmt.train.data import CropDataset
 from bccmt.train.trainer import TrainError, run_training
@@ -55,8 +56,8 @@ def test_monitor_measures_the_kl_of_the_epoch_checkpoint(tmp_path, teacher_run):
     assert {"map_kl", "map_kl_default", "map_kl_0_0", "map_kl_1_1"} <= set(last)
     assert last["map_kl"] == last["map_kl_1_1"]  # distilled pairs (kd.layers) ...
     assert last["map_kl_default"] == pytest.approx((last["map_kl_0_0"] + last["map_kl_1_1"]) / 2)
-    student, _ = ckpt.load_embedding_model(tmp_path / "plain", checkpoint="epoch_2.pt")
-    t_model, _ = ckpt.load_embedding_model(teacher)
+    student, _ = exp.load_embedding_model(tmp_path / "plain", checkpoint="epoch_2.pt")
+    t_model, _ = exp.load_embedding_model(teacher)
     cfg = small_config()
     crops = fixed_crops(CropDataset(d, cfg.data, 10.0, seed=123), 16)  # any training seed
     s_maps, t_maps = (model_maps(m, crops, "cpu", 1) for m in (student, t_model))
@@ -68,7 +69,7 @@ def test_teacher_checkpoint_and_kept_epochs(tmp_path, teacher_run, caplog):
     d, teacher = teacher_run
     kept = [e for e, _ in ckpt.epoch_checkpoints(teacher / "models")]
     assert kept == [2, 3, 4]  # keep_last 2 plus every 2nd epoch
-    mid, _ = ckpt.load_embedding_model(teacher, checkpoint="epoch_2.pt")
+    mid, _ = exp.load_embedding_model(teacher, checkpoint="epoch_2.pt")
     state = ckpt.load_state(teacher / "models/epoch_2.pt")["model"]
     assert all(torch.equal(v, state[k]) for k, v in mid.state_dict().items())
     caplog.set_level("INFO")
@@ -78,7 +79,7 @@ def test_teacher_checkpoint_and_kept_epochs(tmp_path, teacher_run, caplog):
                                                    r"epoch_2.pt, epoch_3.pt, epoch_4.pt"):
         _student(tmp_path, d, "kd_gone", teacher, enabled=True, teacher_checkpoint="epoch_1.pt")
     with pytest.raises(ckpt.CheckpointError, match="expected final.pt or epoch_N.pt"):
-        ckpt.load_final(teacher, "../teacher/models/epoch_2.pt")
+        exp.load_final(teacher, "../teacher/models/epoch_2.pt")
     with pytest.raises(TrainError, match="kd.monitor_utts > 0"):
         _student(tmp_path, d, "no_use", teacher)
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 import yaml
 
+from bccmt import exp
 from bccmt.train import checkpoint as ckpt
-from bccmt.train.config import ConfigError, build_config, load_config
+from bccmt.config import ConfigError, build_config, load_config
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_spk2idx
 from bccmt.train.schedule import lr_factor, margin_at
 from bccmt.train.trainer import TrainError, run_training
@@ -105,7 +106,7 @@ def test_loss_falls_and_final_is_average(tmp_path, standin):
     e3, e4 = (ckpt.load_state(tmp_path / f"exp/models/epoch_{e}.pt") for e in (3, 4))
     w = "out.weight"
     assert torch.allclose(final["state_dict"][w], (e3["model"][w] + e4["model"][w]) / 2)
-    model, cfg_d = ckpt.load_embedding_model(tmp_path / "exp")
+    model, cfg_d = exp.load_embedding_model(tmp_path / "exp")
     assert not model.training and cfg_d["features"]["num_mel_bins"] == 80
     assert cfg_d["model"] == {"name": standin, "args": {}}  # registry defaults + overrides
     assert (tmp_path / "exp/spk2idx").read_text().startswith("id00000 0\n")

@@ -102,7 +102,7 @@ def make_feats_dir(d, speakers=4, utts=6, seed=0, min_frames=60, max_frames=160,
 
 def small_config(model_name=STANDIN, **sections):
     """A fast TrainConfig: 0.6 s crops, batch 8, 2 epochs of 32 crops."""
-    from bccmt.train.config import build_config
+    from bccmt.config import build_config
 
     d = {
         "model": {"name": model_name, "args": {}},

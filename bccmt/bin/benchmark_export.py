@@ -31,7 +31,7 @@ def entries(exps):
     from bccmt.export.latency import onnx_runner, torch_runner
     from bccmt.models import build_model
     from bccmt.runtime.model import read_metadata
-    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.exp import load_embedding_model
 
     out = {}
     for exp in exps:

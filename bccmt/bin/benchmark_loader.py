@@ -12,7 +12,7 @@ import time
 import torch
 
 from bccmt.logging_setup import setup_logging
-from bccmt.train.config import DataSection, SpecAugmentSection
+from bccmt.config import DataSection, SpecAugmentSection
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
 
 

@@ -10,7 +10,6 @@ other jobs change these figures by up to 3x. See bccmt.train.benchmark for the p
 """
 
 import argparse
-import logging
 from pathlib import Path
 
 from bccmt.logging_setup import setup_logging

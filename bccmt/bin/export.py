@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     logger.info("%s", " ".join(sys.argv))
     from bccmt.export.metadata import MetadataError
     from bccmt.export.pipeline import ParityError, export_exp
-    from bccmt.train.checkpoint import CheckpointError
-    from bccmt.train.config import ConfigError
+    from bccmt.exp import CheckpointError
+    from bccmt.config import ConfigError
 
     cfg = ExportConfig(formats=tuple(a.formats), int8=a.int8, int8_method=a.int8_method,
                        calib_feats=a.calib_feats, trials_name=a.trials_name, threads=a.threads)

@@ -49,7 +49,10 @@ def _report(a) -> int:
     from bccmt.kd.study_report import render
     from bccmt.kd.study_results import collect, json_safe
 
-    res = collect(a.study_dir)
+    from bccmt.train.distill import training_crops
+
+    res = collect(a.study_dir, lambda study: training_crops(
+        study["train_data"], study["kd_config"], study["train_opts"], study["monitor_utts"]))
     commit = git_commit(Path(__file__).resolve().parents[2])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     res.update(commit=commit, date=date)
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
         p.error("--monitor-utts must be >= 1 (the diagnostics need it)")
 
     from bccmt.kd.study import StudyError
-    from bccmt.train.checkpoint import CheckpointError
+    from bccmt.exp import CheckpointError
 
     try:
         return _setup(a) if a.command == "setup" else _report(a)

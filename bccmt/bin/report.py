@@ -76,7 +76,7 @@ def model_info(exp: Path, with_flops: bool = True) -> Dict[str, Any]:
         return info
     try:
         from bccmt.models import profile
-        from bccmt.train.checkpoint import load_embedding_model
+        from bccmt.exp import load_embedding_model
 
         model, _ = load_embedding_model(exp)
         info["params"] = profile.count_parameters(model)

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
                    help="torch threads per process (overrides train.num_threads; 0 = all cores)")
     args = p.parse_args(argv)
 
-    from bccmt.train.config import ConfigError, load_config
+    from bccmt.config import ConfigError, load_config
 
     rank0 = int(os.environ.get("RANK", "0")) == 0
     overrides = list(args.overrides)
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         return 2
 
     from bccmt.kd.teacher import TeacherCheckError
-    from bccmt.train.checkpoint import CheckpointError
+    from bccmt.exp import CheckpointError
     from bccmt.train.data import DataError
     from bccmt.train.trainer import TrainError, run_training
 

@@ -112,7 +112,7 @@ def export_exp(exp_dir, out_dir=None, cfg: ExportConfig = ExportConfig()) -> Pat
     """Exports exp_dir's final model into out_dir (default exp_dir/export); returns out_dir."""
     import torch
 
-    from bccmt.train.checkpoint import load_embedding_model
+    from bccmt.exp import load_embedding_model
 
     bad = sorted(set(cfg.formats) - set(FORMATS))
     if bad or not cfg.formats:

@@ -123,8 +123,8 @@ def setup_study(study_dir, settings: Dict[str, Any], arms: Dict[str, List[str]])
 
 def _check_arm_config(study: Dict[str, Any], arm: str) -> None:
     """The arm's resolved config is valid, KD on exactly for KD arms, its teacher file exists."""
-    from bccmt.train.checkpoint import load_final
-    from bccmt.train.config import ConfigError, load_config
+    from bccmt.exp import load_final
+    from bccmt.config import ConfigError, load_config
 
     cfg = study["plain_config" if arm == PLAIN else "kd_config"]
     try:

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from bccmt.kd.study_stats import PAPER_RELATIVE_EER_CHANGE, compare_paired
 
 log = logging.getLogger(__name__)
 DIAG_KEYS = ("kd_share", "map_kl", "map_kl_default", "attn", "aam", "acc")
+CropsFn = Callable[[Dict[str, Any]], Any]  # study settings -> (N, T, F) fixed training crops
 EER_TOLERANCE = 1e-4  # .result files round the EER (%) to 4 decimals
 
 
@@ -56,13 +57,13 @@ def run_metrics(run: Path, trials: List[str], backends: List[str]) -> Dict[str, 
 
 def run_history(run: Path) -> List[Dict[str, float]]:
     """The per-epoch training stats stored in the run's newest epoch checkpoint ([] if none)."""
-    from bccmt.train import checkpoint as ckpt
+    from bccmt.exp import epoch_checkpoints, load_state
 
-    found = ckpt.epoch_checkpoints(run / "models")
+    found = epoch_checkpoints(run / "models")
     if not found:
         log.warning("%s/models: no epoch checkpoint, so no training history", run)
         return []
-    return list(ckpt.load_state(found[-1][1]).get("history", []))
+    return list(load_state(found[-1][1]).get("history", []))
 
 
 def compare_arms(study: Dict[str, Any], runs: Dict[str, Dict[int, Dict]]) -> List[Dict[str, Any]]:
@@ -100,30 +101,25 @@ def aggregate_history(runs: Dict[int, Dict]) -> Dict[str, List[Optional[float]]]
 
 
 def _arm_kd(study: Dict[str, Any], arm: str):
-    from bccmt.train.config import load_config
+    from bccmt.config import load_config
 
     cfg = study["plain_config" if arm == PLAIN else "kd_config"]
     return load_config(cfg, arm_overrides(study, arm)).kd
 
 
-def teacher_entropy(study_dir: Path, study: Dict[str, Any], checkpoint: Optional[str]) -> Dict:
-    """{checkpoint, kd_layers, maps: [{map, heads, tq, tk, entropy_rel}]} of the teacher, cached."""
+def teacher_entropy(study_dir: Path, study: Dict[str, Any], checkpoint: Optional[str],
+                    load_crops: CropsFn) -> Dict:
+    """{checkpoint, kd_layers, maps: [{map, heads, tq, tk, entropy_rel}]} of the teacher, cached.
+    ``load_crops(study)``: the fixed training crops, (N, T, F); called only without a cache."""
     name = checkpoint or "final.pt"
     cache = study_dir / "diagnostics" / f"teacher_entropy.{name}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
-    from bccmt.features import load_fbank_config
-    from bccmt.kd.diagnostics import fixed_crops, teacher_entropy as entropy
-    from bccmt.train.checkpoint import load_embedding_model
-    from bccmt.train.config import load_config
-    from bccmt.train.data import CropDataset
+    from bccmt.exp import load_embedding_model
+    from bccmt.kd.diagnostics import teacher_entropy as entropy
 
     teacher, _ = load_embedding_model(study["teacher_exp"], checkpoint=checkpoint)
-    train = Path(study["train_data"])
-    fbank = load_fbank_config(train / "fbank.yaml")
-    data_cfg = load_config(study["kd_config"], study["train_opts"]).data
-    dataset = CropDataset(train, data_cfg, fbank.frame_shift_ms, 0, feat_dim=fbank.num_mel_bins)
-    crops = fixed_crops(dataset, study["monitor_utts"])
+    crops = load_crops(study)
     out = {"checkpoint": name, "num_crops": int(crops.shape[0]),
            "kd_layers": list(getattr(teacher, "kd_layers", [])),
            "maps": entropy(teacher, crops, "cpu")}
@@ -132,7 +128,7 @@ def teacher_entropy(study_dir: Path, study: Dict[str, Any], checkpoint: Optional
     return out
 
 
-def entropy_tables(study_dir: Path, study: Dict[str, Any]) -> Dict[str, Dict]:
+def entropy_tables(study_dir: Path, study: Dict[str, Any], load_crops: CropsFn) -> Dict[str, Dict]:
     """teacher_entropy for each teacher checkpoint in use, every map marked with the arms that
     distil it (``distilled_by``)."""
     tables: Dict[str, Dict] = {}
@@ -140,7 +136,7 @@ def entropy_tables(study_dir: Path, study: Dict[str, Any]) -> Dict[str, Dict]:
         kd = _arm_kd(study, arm)
         table = tables.get(kd.teacher_checkpoint or "final.pt")
         if table is None:
-            table = teacher_entropy(study_dir, study, kd.teacher_checkpoint)
+            table = teacher_entropy(study_dir, study, kd.teacher_checkpoint, load_crops)
             tables[table["checkpoint"]] = table
             for m in table["maps"]:
                 m["distilled_by"] = []
@@ -153,8 +149,9 @@ def entropy_tables(study_dir: Path, study: Dict[str, Any]) -> Dict[str, Dict]:
     return tables
 
 
-def collect(study_dir) -> Dict[str, Any]:
-    """Everything results.json holds (see the module doc); raises StudyError on missing pieces."""
+def collect(study_dir, load_crops: CropsFn) -> Dict[str, Any]:
+    """Everything results.json holds (see the module doc); raises StudyError on missing pieces.
+    ``load_crops``: see teacher_entropy."""
     study_dir = Path(study_dir)
     study = read_study(study_dir)
     runs: Dict[str, Dict[int, Dict]] = {}
@@ -169,7 +166,7 @@ def collect(study_dir) -> Dict[str, Any]:
     return {"study": study, "paper_relative_eer_change_percent": PAPER_RELATIVE_EER_CHANGE,
             "runs": runs, "comparisons": compare_arms(study, runs),
             "diagnostics": {arm: aggregate_history(rs) for arm, rs in runs.items() if rs},
-            "teacher_entropy": entropy_tables(study_dir, study), "mean_run_seconds": walls}
+            "teacher_entropy": entropy_tables(study_dir, study, load_crops), "mean_run_seconds": walls}
 
 
 def json_safe(x):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bccmt.kd.attention_loss import attention_kd_loss, embedding_kd_loss
-from bccmt.train.config import KDSection
+from bccmt.kd.config import KDSection
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def load_teacher(exp_dir, features: Dict, device,
                  checkpoint: Optional[str] = None) -> Tuple[torch.nn.Module, Dict]:
     """(frozen teacher, its final.pt dict); its feature config must equal the student's.
     ``checkpoint``: a file in <exp_dir>/models other than final.pt, e.g. epoch_10.pt."""
-    from bccmt.train.checkpoint import load_embedding_model, load_final
+    from bccmt.exp import load_embedding_model, load_final
 
     model, cfg = load_embedding_model(exp_dir, device=device, checkpoint=checkpoint)
     diff = sorted(k for k in set(features) | set(cfg["features"])
@@ -186,28 +186,3 @@ class Distiller:
         total = aam + kd
         terms["kd_share"] = (kd / total).detach()
         return total, terms
-
-
-def make_distiller(kd: KDSection, teacher_exp, student, dataset, features, info):
-    """Loads and checks the teacher of a training run -> (Distiller, or None unless kd.enabled;
-    MapMonitor on the main rank, or None unless kd.monitor_utts > 0). ``info``: the run's
-    bccmt.train.distributed info; a failed check on rank 0 stops every rank."""
-    from bccmt.kd.diagnostics import MapMonitor, fixed_crops
-    from bccmt.train import distributed as dist_util
-
-    teacher, final = load_teacher(teacher_exp, features, info.device, kd.teacher_checkpoint)
-    distiller = Distiller(teacher, default_pairs(student, teacher, kd.layers), kd)
-    error, monitor = None, None
-    if info.is_main:
-        try:
-            distiller.check_maps(student, dataset.crop_frames, dataset.feat_dim, info.device)
-            if kd.enabled:
-                distiller.check_accuracy(final, dataset, info.device)
-        except TeacherCheckError as e:
-            error = e
-    if dist_util.broadcast_flag(error is not None, info):
-        raise error or TeacherCheckError("teacher check failed on rank 0")
-    if info.is_main and kd.monitor_utts > 0:
-        monitor = MapMonitor(teacher, distiller.pairs, default_pairs(student, teacher, None),
-                             kd.head_mode, fixed_crops(dataset, kd.monitor_utts), info.device)
-    return (distiller if kd.enabled else None), monitor

@@ -1,4 +1,4 @@
-"""Checkpoints: full training state per epoch, averaged final model, loading for extraction/KD.
+"""Checkpoints: full training state per epoch and the averaged final model (loading: bccmt.exp).
 
 Layout of an experiment directory:
   exp/X/config.yaml            resolved config (with ``model: {name, args}`` and ``features``)
@@ -14,21 +14,16 @@ import contextlib
 import logging
 import os
 import random
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
 
+from bccmt.exp import CheckpointError, epoch_checkpoints, load_state
 from bccmt.io.tables import temp_beside
 
 log = logging.getLogger(__name__)
-EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    """A missing or unusable checkpoint; the message names the file."""
 
 
 def save_atomic(obj: Any, path) -> None:
@@ -61,26 +56,6 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def epoch_checkpoints(models_dir) -> List[Tuple[int, Path]]:
-    """[(epoch, path)] of models_dir/epoch_N.pt, sorted by epoch."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), models_dir / n) for n in os.listdir(models_dir)
-             if (m := EPOCH_RE.match(n))]
-    return sorted(found)
-
-
-def load_state(path) -> Dict[str, Any]:
-    """Loads a full training checkpoint (our own files, so arbitrary pickled RNG state is fine)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # noqa: BLE001 - corrupt/truncated file: name it
-        raise CheckpointError(f"{path}: cannot load checkpoint ({e})") from e
 
 
 def prune(models_dir, keep_last: int, keep_every: int = 0) -> None:
@@ -133,59 +108,6 @@ def write_final(exp_dir, avg_last: int) -> Path:
     save_atomic(final, path)
     log.info("wrote %s (average of epochs %s)", path, final["epochs_averaged"])
     return path
-
-
-def load_final(exp_dir, checkpoint: Optional[str] = None) -> Dict[str, Any]:
-    """exp_dir/models/final.pt, or with ``checkpoint`` (a file name in models/, e.g. epoch_10.pt)
-    that checkpoint's model and head in the final.pt layout (no averaging)."""
-    if checkpoint not in (None, "final.pt"):
-        return _epoch_as_final(Path(exp_dir) / "models", checkpoint)
-    path = Path(exp_dir) / "models" / "final.pt"
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file (training not finished?)") from None
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{path}: cannot load ({e})") from e
-    for key in ("model_name", "model_args", "state_dict", "spk2idx"):
-        if key not in d:
-            raise CheckpointError(f"{path}: missing key '{key}' (not a bccmt final model)")
-    return d
-
-
-def _epoch_as_final(models_dir: Path, name: str) -> Dict[str, Any]:
-    if not EPOCH_RE.match(name):
-        raise CheckpointError(f"checkpoint '{name}': expected final.pt or epoch_N.pt (a file in "
-                              f"{models_dir})")
-    path = models_dir / name
-    if not path.is_file():
-        kept = ", ".join(p.name for _, p in epoch_checkpoints(models_dir)) or "none"
-        raise CheckpointError(f"{path}: no such checkpoint (kept: {kept}; train.keep_last and "
-                              "train.keep_every choose which epochs stay on disk)")
-    d = load_state(path)
-    return {"model_name": d["model_name"], "model_args": d["model_args"], "state_dict": d["model"],
-            "spk2idx": d["spk2idx"], "epochs_averaged": [d["epoch"]], "head_name": d["head_name"],
-            "head_args": d["head_args"], "head_state_dict": d["head"]}
-
-
-def load_embedding_model(exp_dir, device="cpu", checkpoint: Optional[str] = None):
-    """(embedding model in eval mode on ``device``, resolved config dict) from exp_dir.
-
-    Reads exp_dir/config.yaml and exp_dir/models/final.pt (or ``checkpoint``, see load_final);
-    the state dict must match exactly.
-    """
-    from bccmt.models import build_model
-    from bccmt.train.config import read_resolved
-
-    cfg = read_resolved(Path(exp_dir) / "config.yaml")
-    final = load_final(exp_dir, checkpoint)
-    model = build_model(final["model_name"], **final["model_args"])
-    try:
-        model.load_state_dict(final["state_dict"], strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{exp_dir}/models/{checkpoint or 'final.pt'} does not match model "
-                              f"'{final['model_name']}': {e}") from e
-    return model.to(device).eval(), cfg
 
 
 def load_init_weights(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], dict]:

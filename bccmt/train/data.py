@@ -23,7 +23,7 @@ import torch
 
 from bccmt.features import apply_cmn
 from bccmt.io import TableError, read_kv
-from bccmt.train.config import DataSection, SpecAugmentSection
+from bccmt.config import DataSection, SpecAugmentSection
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from bccmt.train.config import HeadSection, OptimSection
+from bccmt.config import HeadSection, OptimSection
 
 
 def build_optimizer(params, cfg: OptimSection) -> torch.optim.Optimizer:

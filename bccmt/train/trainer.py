@@ -26,7 +26,8 @@ import bccmt.models as models
 from bccmt.features import load_fbank_config
 from bccmt.train import checkpoint as ckpt
 from bccmt.train import distributed as dist_util
-from bccmt.train.config import TrainConfig, diff_configs, plain, save_resolved
+from bccmt.config import TrainConfig, diff_configs, plain
+from bccmt.exp import save_resolved
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
 from bccmt.train.schedule import build_optimizer, build_scheduler, margin_at
 
@@ -106,7 +107,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
             log.warning("--init-from %s ignored: resuming from %s", init_from, done[-1][1])
     if info.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved(cfg, features, exp_dir / "config.yaml")
+        save_resolved(cfg.to_dict(), features, exp_dir / "config.yaml")
     log.info("resolved config: %s", resolved)
     log.info("torch threads %d, device %s, world size %d", torch.get_num_threads(), info.device,
              info.world_size)
@@ -153,7 +154,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
 
     distiller = monitor = None
     if start_epoch <= t.epochs and teacher_exp is not None:  # none when a finished run is rerun
-        from bccmt.kd.teacher import make_distiller
+        from bccmt.train.distill import make_distiller
         distiller, monitor = make_distiller(cfg.kd, teacher_exp, net.model, dataset, features,
                                             info)
     ddp = net

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
+from bccmt.kd.config import KDSection
+
 
 class ConfigError(ValueError):
     """A bad training configuration; the message names the source and the key."""
@@ -82,20 +84,6 @@ class TrainSection:
     keep_every: int = 0  # also keep every N-th epoch checkpoint (mid-training teachers); 0 = no
     amp: bool = True  # mixed precision (float16 autocast + grad scaling) on GPU; ignored on CPU
     num_threads: int = 0  # torch intra-op threads per process; 0 = all cores / local ranks
-
-
-@dataclasses.dataclass
-class KDSection:
-    enabled: bool = False  # distil a teacher's attention maps (needs --teacher-exp)
-    weight: float = 1.0  # lambda in L = L_AAM + lambda * L_attn
-    loss: str = "kl"  # kl (KL(teacher || student) per query row) | mse (on probabilities)
-    layers: Optional[List[List[int]]] = None  # [[student_map, teacher_map], ...]; null = kd_layers
-    head_mode: str = "average"  # unequal head counts: average (all heads) | map (group teacher heads)
-    embedding_weight: float = 0.0  # weight of the embedding-level (similarity-matrix MSE) KD term
-    check_utts: int = 200  # training crops the teacher is checked on before distillation
-    check_p_value: Optional[float] = 0.01  # stop unless the teacher beats chance at this level (null: log)
-    teacher_checkpoint: Optional[str] = None  # <teacher-exp>/models/<this>; null = final.pt
-    monitor_utts: int = 0  # crops for the per-epoch student-teacher map KL (0 = off)
 
 
 @dataclasses.dataclass
@@ -254,28 +242,6 @@ def _check_ranges(cfg: TrainConfig, source: str) -> None:
         for pair in cfg.kd.layers:
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, int) for i in pair)):
                 raise ConfigError(f"{source}: kd.layers must be [[student, teacher], ...], got {pair!r}")
-
-
-def save_resolved(cfg: TrainConfig, features: Dict[str, Any], path: Union[str, Path]) -> None:
-    """Writes exp/X/config.yaml: the resolved config plus ``features`` (atomically)."""
-    from bccmt.io import atomic_write
-
-    d = cfg.to_dict()
-    d["features"] = dict(features)
-    with atomic_write(path, encoding="utf-8") as f:
-        yaml.safe_dump(d, f, sort_keys=False, default_flow_style=None)
-
-
-def read_resolved(path: Union[str, Path]) -> Dict[str, Any]:
-    """Reads an exp dir's config.yaml as a plain dict (checks model and features are there)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (was the model trained?)") from None
-    if not isinstance(d, dict) or "model" not in d or "features" not in d:
-        raise ConfigError(f"{path}: expected a resolved training config with 'model' and 'features'")
-    return d
 
 
 def plain(x):

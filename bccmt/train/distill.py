@@ -1,0 +1,46 @@
+"""Sets up a training run's KD: loads and checks the teacher, builds the Distiller and the monitor."""
+
+from __future__ import annotations
+
+from bccmt.kd.config import KDSection
+from bccmt.kd.diagnostics import MapMonitor, fixed_crops
+from bccmt.kd.teacher import Distiller, TeacherCheckError, default_pairs, load_teacher
+from bccmt.train import distributed as dist_util
+
+
+def make_distiller(kd: KDSection, teacher_exp, student, dataset, features, info):
+    """Loads and checks the teacher of a training run -> (Distiller, or None unless kd.enabled;
+    MapMonitor on the main rank, or None unless kd.monitor_utts > 0). ``info``: the run's
+    bccmt.train.distributed info; a failed check on rank 0 stops every rank."""
+    teacher, final = load_teacher(teacher_exp, features, info.device, kd.teacher_checkpoint)
+    distiller = Distiller(teacher, default_pairs(student, teacher, kd.layers), kd)
+    error, monitor = None, None
+    if info.is_main:
+        try:
+            distiller.check_maps(student, dataset.crop_frames, dataset.feat_dim, info.device)
+            if kd.enabled:
+                distiller.check_accuracy(final, dataset, info.device)
+        except TeacherCheckError as e:
+            error = e
+    if dist_util.broadcast_flag(error is not None, info):
+        raise error or TeacherCheckError("teacher check failed on rank 0")
+    if info.is_main and kd.monitor_utts > 0:
+        monitor = MapMonitor(teacher, distiller.pairs, default_pairs(student, teacher, None),
+                             kd.head_mode, fixed_crops(dataset, kd.monitor_utts), info.device)
+    return (distiller if kd.enabled else None), monitor
+
+
+def training_crops(train_dir, config, overrides, num: int):
+    """The fixed clean training crops of kd.diagnostics.fixed_crops (the ones the map monitor
+    uses) for a data dir and a training config file with its --set overrides: (N, T, F)."""
+    from pathlib import Path
+
+    from bccmt.config import load_config
+    from bccmt.features import load_fbank_config
+    from bccmt.train.data import CropDataset
+
+    train_dir = Path(train_dir)
+    fbank = load_fbank_config(train_dir / "fbank.yaml")
+    data_cfg = load_config(config, overrides).data
+    dataset = CropDataset(train_dir, data_cfg, fbank.frame_shift_ms, 0, feat_dim=fbank.num_mel_bins)
+    return fixed_crops(dataset, num)
