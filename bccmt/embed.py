@@ -78,17 +78,16 @@ class FeatureSource:
                 raise ExtractError(f"{feats_scp} exists but {fbank_yaml} does not: cannot check "
                                    "that the features match the model's feature config")
             have = _load_fbank(fbank_yaml)
-            diff = [k for k, v in want.to_dict().items() if k != "dither" and have.get(k) != v]
+            # dither is the one setting allowed to differ: training sets are dithered
+            diff = have.differences(want, ignore=("dither",), names=("data", "model"))
             if diff:
-                detail = ", ".join(f"{k}: data {have.get(k)!r} vs model {want.to_dict()[k]!r}"
-                                   for k in diff)
                 raise ExtractError(f"{fbank_yaml} does not match the model's feature config "
-                                   f"(config.yaml 'features'): {detail}")
-            if have.get("dither", 0.0) == 0.0:
+                                   f"(config.yaml 'features'): {', '.join(diff)}")
+            if have.dither == self.cfg.dither:
                 self.use_feats = True
             else:
-                logger.info("%s has dither %s: recomputing features from wav.scp with dither 0",
-                            fbank_yaml, have.get("dither"))
+                logger.info("%s has dither %s: recomputing features from wav.scp with dither %s",
+                            fbank_yaml, have.dither, self.cfg.dither)
         self.table_file = feats_scp if self.use_feats else self.data_dir / "wav.scp"
         self.table = read_kv(self.table_file)
         logger.info("features for %s: %s", self.data_dir,
@@ -118,10 +117,13 @@ class FeatureSource:
         return feats
 
 
-def _load_fbank(path: Path) -> dict:
-    from bccmt.features import load_fbank_config
+def _load_fbank(path: Path):
+    from bccmt.features import FbankConfigError, load_fbank_config
 
-    return load_fbank_config(path).to_dict()
+    try:
+        return load_fbank_config(path)
+    except FbankConfigError as e:
+        raise ExtractError(str(e)) from None
 
 
 def embed_utterances(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -104,6 +104,18 @@ class FbankConfig:
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict of all fields (YAML-ready; what is written to data/<set>/fbank.yaml)."""
         return dataclasses.asdict(self)
+
+    def differences(self, other: "FbankConfig", ignore: Sequence[str] = (),
+                    names: Tuple[str, str] = ("a", "b")) -> List[str]:
+        """["key: <names[0]> value vs <names[1]> value", ...] for the fields that differ, except
+        those in ``ignore``: the one comparison of feature configs (data vs model, student vs
+        teacher). Unknown names in ``ignore`` are an error, so a renamed field cannot slip by."""
+        fields = [f.name for f in dataclasses.fields(self)]
+        bad = sorted(set(ignore) - set(fields))
+        if bad:
+            raise ValueError(f"unknown FbankConfig field(s) to ignore: {', '.join(bad)}")
+        return [f"{k}: {names[0]} {getattr(self, k)!r} vs {names[1]} {getattr(other, k)!r}"
+                for k in fields if k not in ignore and getattr(self, k) != getattr(other, k)]
 
     @classmethod
     def from_dict(cls, d: Optional[Dict[str, Any]], source: str = "fbank config") -> "FbankConfig":

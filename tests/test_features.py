@@ -127,3 +127,14 @@ def test_repo_fbank_yaml_loads():
     conf = Path(__file__).resolve().parents[1] / "egs/voxceleb/conf/fbank.yaml"
     cfg = load_fbank_config(conf)
     assert cfg.num_mel_bins == 80 and cfg.dither == 1.0 and cfg.sample_rate == 16000
+
+
+def test_differences_is_the_one_comparison():
+    a = FbankConfig(dither=1.0)
+    b = FbankConfig(dither=0.0, low_freq=40.0)
+    assert a.differences(a) == []
+    assert a.differences(b, names=("data", "model")) == [
+        "dither: data 1.0 vs model 0.0", "low_freq: data 20.0 vs model 40.0"]
+    assert a.differences(b, ignore=("dither",)) == ["low_freq: a 20.0 vs b 40.0"]
+    with pytest.raises(ValueError, match="unknown FbankConfig field"):
+        a.differences(b, ignore=("diter",))

@@ -45,6 +45,7 @@ class StandInNet(nn.Module):
         self.drop = nn.Dropout(0.1)
         self.out = nn.Linear(c, cfg.embedding_dim)
         self.embedding_dim = cfg.embedding_dim
+        self.n_mels = 80  # input size, checked against the features' num_mel_bins
         self.kd_layers = list(range(len(cfg.heads)))
 
     def forward(self, feats, return_attention=False):

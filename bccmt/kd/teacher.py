@@ -47,13 +47,18 @@ def load_teacher(exp_dir, features: Dict, device,
     ``checkpoint``: a file in <exp_dir>/models other than final.pt, e.g. epoch_10.pt."""
     from bccmt.exp import load_embedding_model, load_final
 
+    from bccmt.features import FbankConfig
+
     model, cfg = load_embedding_model(exp_dir, device=device, checkpoint=checkpoint)
-    diff = sorted(k for k in set(features) | set(cfg["features"])
-                  if features.get(k) != cfg["features"].get(k))
+    source = Path(exp_dir) / "config.yaml"
+    # all settings, dither too: the teacher sees the student's very crops, so it must have been
+    # trained on features made the same way
+    diff = FbankConfig.from_dict(cfg["features"], f"{source} 'features'").differences(
+        FbankConfig.from_dict(features, "the training data's fbank.yaml"),
+        names=("teacher", "student"))
     if diff:
-        raise TeacherCheckError(
-            f"{Path(exp_dir) / 'config.yaml'}: teacher features differ from the training data's "
-            f"fbank.yaml in {', '.join(diff)}")
+        raise TeacherCheckError(f"{source}: teacher features differ from the training data's "
+                                f"fbank.yaml: {', '.join(diff)}")
     log.info("teacher %s (%s) loaded strictly from %s/models/%s", cfg["model"]["name"],
              type(model).__name__, exp_dir, checkpoint or "final.pt")
     return freeze(model), load_final(exp_dir, checkpoint)

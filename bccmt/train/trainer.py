@@ -27,7 +27,7 @@ from bccmt.features import load_fbank_config
 from bccmt.train import checkpoint as ckpt
 from bccmt.train import distributed as dist_util
 from bccmt.config import TrainConfig, diff_configs, plain
-from bccmt.exp import save_resolved
+from bccmt.exp import check_input_size, save_resolved
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
 from bccmt.train.schedule import build_optimizer, build_scheduler, margin_at
 
@@ -123,6 +123,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
 
     torch.manual_seed(t.seed)
     model = models.build_model(cfg.model.name, **cfg.model.args)
+    check_input_size(model, features, Path(train_data) / "fbank.yaml")
     head = models.build_head(cfg.head.name, embedding_dim=model.embedding_dim,
                              num_classes=dataset.num_speakers, scale=cfg.head.scale,
                              margin=cfg.head.margin)
