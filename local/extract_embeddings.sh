@@ -39,7 +39,9 @@ python -m bccmt.bin.extract_embeddings --exp-dir "$exp_dir" --data "$data" --out
   --nj "$nj" --cmd "$cmd" --max-chunk-frames "$max_chunk_frames" \
   --length-quantum "$length_quantum" --device "$device" "${opts[@]}"
 
-n_utt=$(grep -c . "$data/utt2spk")
-n_emb=$(grep -c . "$out/xvector.scp")
+# grep -c exits 1 on a count of 0, which set -e would turn into a silent exit: || true
+n_utt=$(grep -c . "$data/utt2spk" || true)
+[ -f "$out/xvector.scp" ] || { echo "$0: no $out/xvector.scp after extraction" >&2; exit 1; }
+n_emb=$(grep -c . "$out/xvector.scp" || true)
 [ "$n_utt" -eq "$n_emb" ] || { echo "$0: $n_emb embeddings for $n_utt utterances" >&2; exit 1; }
 echo "$0: $n_emb embeddings in $out/xvector.scp" >&2

@@ -49,10 +49,11 @@ python -m bccmt.bin.score_trials --exp-dir "$exp_dir" --train-set "$train_set" \
 for t in "$@"; do
   name=$(basename "$t")
   name=${name%.*}
-  n_trials=$(grep -c . "$t")
+  n_trials=$(grep -c . "$t" || true)  # || true: grep -c exits 1 on 0, set -e would exit silently
   for b in $backends; do
     score=$exp_dir/scores/$name.$b.score
-    n_scores=$(grep -c . "$score")
+    [ -f "$score" ] || { echo "$0: no $score after scoring" >&2; exit 1; }
+    n_scores=$(grep -c . "$score" || true)
     [ "$n_scores" -eq "$n_trials" ] || {
       echo "$0: $score has $n_scores lines for $n_trials trials in $t" >&2
       exit 1
