@@ -42,6 +42,21 @@ def save_atomic(obj: Any, path) -> None:
         raise
 
 
+def training_state(*, epoch: int, step: int, cfg, net, optimizer, scheduler, scaler, spk2idx,
+                   resolved: Dict[str, Any], history: List[Dict[str, float]]) -> Dict[str, Any]:
+    """The dict saved as models/epoch_N.pt after an epoch: everything a resume needs, and the
+    model and head in the form write_final averages (``scaler``: None without mixed precision)."""
+    head = net.head
+    return {
+        "epoch": epoch, "step": step, "model_name": cfg.model.name, "model_args": cfg.model.args,
+        "model": net.model.state_dict(), "head_name": cfg.head.name, "head": head.state_dict(),
+        "head_args": {"embedding_dim": net.model.embedding_dim, "num_classes": len(spk2idx),
+                      "scale": cfg.head.scale, "margin": cfg.head.margin},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
+        "spk2idx": spk2idx, "config": resolved, "history": history}
+
+
 def rng_state() -> Dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
