@@ -30,7 +30,7 @@ usage="Usage: $0 [options] --musan-root <musan> --rirs-root <rirs> <src-data-dir
        $0 --subset 250000 --musan-root /data/musan --rirs-root /data/RIRS_NOISES data/vox2_dev
  writes data/vox2_dev_{reverb,noise,music,babble}"
 
-echo "$0 $*"
+echo "$0 $*" >&2
 . "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 1 ]; then
@@ -39,12 +39,12 @@ if [ $# -ne 1 ]; then
 fi
 src=${1%/}
 die() { echo "$0: $*" >&2; exit 1; }
+[[ $nj =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive integer, got '$nj'"
 
 [ -n "$src" ] || die "empty source data dir"
 for f in "$src/wav.scp" "$src/utt2spk"; do
   [ -f "$f" ] || die "no such file $f"
 done
-[[ $nj =~ ^[1-9][0-9]*$ ]] || die "--nj must be a positive integer, got '$nj'"
 [ -z "$subset" ] || [[ $subset =~ ^[1-9][0-9]*$ ]] || die "--subset must be empty or a positive integer, got '$subset'"
 [[ $seed =~ ^-?[0-9]+$ ]] || die "--seed must be an integer, got '$seed'"
 need_musan=false; need_rirs=false
@@ -69,13 +69,9 @@ fi
 
 validate_data_dir.py --no-feats "$src" >/dev/null
 # The source layouts are checked once here (clear message) rather than in every job.
-python -c 'import sys
-from bccmt.augment import AugmentError, list_sources
-try:
-    for t in sys.argv[4:]:
-        list_sources(t, sys.argv[2] or None, sys.argv[3] or None)
-except AugmentError as e:
-    sys.exit(f"{sys.argv[1]}: {e}")' "$0" "$musan_root" "$rirs_root" $types
+# shellcheck disable=SC2086
+python -m bccmt.bin.augment_data_dir --check-sources --type $types --musan-root "$musan_root" \
+  --rirs-root "$rirs_root" || die "missing augmentation sources (see above)"
 
 n_src=$(wc -l < "$src/wav.scp")
 n_want=$n_src

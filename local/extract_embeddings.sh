@@ -4,6 +4,7 @@
 # The feature config comes from <exp-dir>/config.yaml (dither forced to 0); see bccmt/embed.py for
 # the chunking policy of long utterances and the feature checks.
 set -euo pipefail
+export LC_ALL=C
 
 nj=4  # number of parallel jobs
 cmd=run.py  # job runner (cmd.sh: run.py or run.py --backend slurm ...)
@@ -15,7 +16,7 @@ usage="Usage: $0 [options] <exp-dir> <data-dir> <out-dir>
  e.g.: $0 --nj 8 --spk-mean true exp/bccmt_tiny data/vox2_dev exp/bccmt_tiny/embeddings/vox2_dev"
 
 echo "$0 $*" >&2
-. utils/parse_options.sh
+. "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 3 ]; then
   printf '%b\n' "$usage" >&2
@@ -24,6 +25,7 @@ fi
 exp_dir=$1
 data=$2
 out=$3
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 
 for f in "$exp_dir/config.yaml" "$exp_dir/models/final.pt" "$data/utt2spk"; do
   [ -f "$f" ] || { echo "$0: no such file: $f" >&2; exit 1; }

@@ -43,6 +43,7 @@
 # monitor (~10 s per student): ~5.5 min per pair, so the full study (N = 5) ~30 min and the
 # ablations (7 arms x 3 seeds of KD students, the plain and kd runs reused) ~75 min.
 set -euo pipefail
+export LC_ALL=C
 
 num_seeds=5  # paired seeds: train.seed = first_seed .. first_seed + num_seeds - 1
 first_seed=1  # the first seed
@@ -64,7 +65,7 @@ usage="Usage: $0 [options] <teacher-exp> <train-data> <backend-data> <eval-data>
        $0 --num-seeds 3 --arms conf/kd_study_ablations.txt exp/bccmt_base data/vox2_dev_aug data/vox2_dev_backend data/vox1 exp/kd_study"
 
 echo "$0 $*" >&2
-. utils/parse_options.sh
+. "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 5 ]; then
   printf '%b\n' "$usage" >&2
@@ -75,6 +76,7 @@ train_data=$2
 backend_data=$3
 eval_data=$4
 study_dir=$5
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 
 log() { echo "$(date '+%F %T') [kd_study.sh] $*" >&2; }
 

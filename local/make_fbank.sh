@@ -18,7 +18,7 @@ on_error=skip                       # bad audio in a job: skip (and report) or f
 usage="Usage: $0 [options] <data-dir> <log-dir> <fbank-dir>
  e.g.: $0 --nj 8 --dither 0 data/vox1 exp/make_fbank/vox1 fbank"
 
-echo "$0 $*"
+echo "$0 $*" >&2
 . "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 3 ]; then
@@ -29,6 +29,7 @@ data=$1
 logdir=$2
 fbankdir=$3
 name=$(basename "$data")
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 
 for f in "$data/wav.scp" "$data/utt2spk" "$fbank_config"; do
   if [ ! -f "$f" ]; then
@@ -36,10 +37,6 @@ for f in "$data/wav.scp" "$data/utt2spk" "$fbank_config"; do
     exit 1
   fi
 done
-if ! [[ $nj =~ ^[1-9][0-9]*$ ]]; then
-  echo "$0: --nj must be a positive integer, got '$nj'" >&2
-  exit 1
-fi
 n_in=$(grep -c "[^[:space:]]" "$data/wav.scp" || true)  # non-empty lines, as the jobs count
 if [ "$n_in" -eq 0 ]; then
   echo "$0: $data/wav.scp is empty" >&2
@@ -50,9 +47,10 @@ if [ "$nj" -gt "$n_in" ]; then
   nj=$n_in
 fi
 # The config is checked once here (unknown keys, bad values) rather than in every job.
-python -c 'import sys; from bccmt.features import FbankConfigError, load_fbank_config as l
-try: l(sys.argv[1])
-except FbankConfigError as e: sys.exit(f"{sys.argv[2]}: {e}")' "$fbank_config" "$0"
+python -m bccmt.bin.compute_fbank --check-config --fbank-config "$fbank_config" || {
+  echo "$0: bad feature config $fbank_config (see above)" >&2
+  exit 1
+}
 
 mkdir -p "$logdir" "$fbankdir"
 fbankdir=$(cd "$fbankdir" && pwd)  # feats.scp holds absolute ark paths

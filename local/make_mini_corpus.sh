@@ -6,6 +6,7 @@
 # (<out-root>/.done); a different config refuses to touch an existing corpus (remove it first).
 # Expects the project env (. ./path.sh).
 set -euo pipefail
+export LC_ALL=C
 
 config=conf/mini_corpus.yaml   # mini-corpus YAML (sizes, speaker/channel difficulty knobs)
 nj=2                           # parallel processes (the output does not depend on it)
@@ -13,29 +14,15 @@ seed=""                        # overrides the config's seed (empty: the config'
 usage="Usage: $0 [options] <out-root>
  e.g.: $0 --nj 2 --config conf/mini_corpus_quick.yaml mini_corpus"
 
-echo "$0 $*"
-# --config names a YAML file here, not a parse_options.sh file of name=value lines: take it out
-# before the generic parser sees it.
-for ((i = 1; i <= $#; i++)); do
-  if [ "${!i}" = --config ] && [ "$i" -lt $# ]; then
-    j=$((i + 1)); config=${!j}
-    set -- "${@:1:i-1}" "${@:i+2}"; break
-  elif [[ ${!i} == --config=* ]]; then
-    config=${!i#--config=}
-    set -- "${@:1:i-1}" "${@:i+1}"; break
-  elif [ "${!i}" = -- ] || [[ ${!i} != -* ]]; then
-    break  # options end at -- or at the first argument
-  elif [[ ${!i} != *=* ]] && [ "${!i}" != --help ] && [ "${!i}" != -h ]; then
-    i=$((i + 1))  # skip the option's value
-  fi
-done
-. utils/parse_options.sh
+echo "$0 $*" >&2
+. "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 1 ]; then
   printf '%b\n' "$usage" >&2
   exit 1
 fi
 out_root=$1
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 if [ ! -f "$config" ]; then
   echo "$0: no such config: $config" >&2
   exit 1

@@ -16,7 +16,7 @@ nj=4             # processes reading audio headers for utt2dur
 usage="Usage: $0 [options] <data-root>
  e.g.: $0 --vox1-root /corpora/voxceleb1 --vox2-root /corpora/voxceleb2 data"
 
-echo "$0 $*"
+echo "$0 $*" >&2
 . "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -ne 1 ]; then
@@ -24,6 +24,7 @@ if [ $# -ne 1 ]; then
   exit 1
 fi
 data_root=$1
+[[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 
 if [ -z "$vox1_root" ] && [ -z "$vox2_root" ]; then
   echo "$0: give --vox1-root and/or --vox2-root" >&2

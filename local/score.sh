@@ -10,6 +10,7 @@
 # Backends: cosine (training mean subtracted, length-normalised), asnorm (AS-norm of cosine with
 # the top-N of the training-speaker cohort), plda (mean, LDA, length norm, two-covariance PLDA LLR).
 set -euo pipefail
+export LC_ALL=C
 
 backends="cosine asnorm plda"  # backends to run (cosine asnorm plda)
 train_set=vox2_dev  # embeddings/<set> giving the mean, the AS-norm cohort and the PLDA training data
@@ -21,7 +22,7 @@ usage="Usage: $0 [options] <exp-dir> <trials> [<trials> ...]
  e.g.: $0 --backends \"cosine asnorm\" exp/bccmt_tiny data/vox1/trials/vox1_O_cleaned.kaldi"
 
 echo "$0 $*" >&2
-. utils/parse_options.sh
+. "${0%/*}/../utils/parse_options.sh"
 
 if [ $# -lt 2 ]; then
   printf '%b\n' "$usage" >&2

@@ -131,7 +131,7 @@ def test_rerun_overwrites_without_duplicates(tmp_path):
     wav_scp = read_kv(data / "wav.scp")
     for utt, mat in kaldiio.load_scp(str(data / "feats.scp")).items():
         np.testing.assert_array_equal(mat, expected_feats(wav_scp[utt], utt, 0.0))
-    assert "local/make_fbank.sh --fbank-config" in r.stdout  # echoes its command line
+    assert "local/make_fbank.sh --fbank-config" in r.stderr  # echoes its command line
 
 
 def test_job_fail_policy_leaves_nothing_finished(tmp_path):

@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from bccmt.augment import TYPES, AugmentError
+from bccmt.augment import TYPES, AugmentError, list_sources
 from bccmt.io.tables import TableError
 from bccmt.logging_setup import setup_logging
 from bccmt.prep.augment import AugmentJobError, augment_part
@@ -19,10 +19,13 @@ from bccmt.prep.augment import AugmentJobError, augment_part
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("src_dir", help="source data dir (wav.scp, utt2spk)")
-    p.add_argument("out_prefix", help="prefix of this job's table fragments")
-    p.add_argument("--type", required=True, choices=TYPES, help="augmentation type")
-    p.add_argument("--wav-dir", required=True, help="where the augmented wavs go")
+    p.add_argument("src_dir", nargs="?", help="source data dir (wav.scp, utt2spk)")
+    p.add_argument("out_prefix", nargs="?", help="prefix of this job's table fragments")
+    p.add_argument("--type", required=True, nargs="+", choices=TYPES,
+                   help="augmentation type (several only with --check-sources)")
+    p.add_argument("--check-sources", action="store_true",
+                   help="only check that each type's source files are there (exit 1 if not)")
+    p.add_argument("--wav-dir", help="where the augmented wavs go")
     p.add_argument("--musan-root", help="MUSAN root (noise, music, babble)")
     p.add_argument("--rirs-root", help="RIRS_NOISES root (reverb)")
     p.add_argument("--seed", type=int, default=1234, help="seed (with type and utt id)")
@@ -31,9 +34,16 @@ def main(argv=None) -> int:
     p.add_argument("--num-jobs", type=int, default=1, help="number of parts")
     p.add_argument("--progress-every", type=int, default=500, help="log progress every N utterances")
     args = p.parse_args(argv)
+    if not args.check_sources and (args.out_prefix is None or args.wav_dir is None
+                                   or len(args.type) != 1):
+        p.error("a job needs <src-dir> <out-prefix>, --wav-dir and one --type")
     setup_logging()
     try:
-        augment_part(args.src_dir, args.type, args.out_prefix, args.wav_dir, args.musan_root,
+        if args.check_sources:
+            for t in args.type:
+                list_sources(t, args.musan_root or None, args.rirs_root or None)
+            return 0
+        augment_part(args.src_dir, args.type[0], args.out_prefix, args.wav_dir, args.musan_root,
                      args.rirs_root, seed=args.seed, subset=args.subset, job=args.job,
                      num_jobs=args.num_jobs, progress_every=args.progress_every)
     except (AugmentError, AugmentJobError, TableError, ValueError) as e:
