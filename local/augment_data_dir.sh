@@ -6,7 +6,7 @@
 #   noise   MUSAN noise, foreground, one every 1 s, SNR 15/10/5/0 dB
 #   music   MUSAN music, background, SNR 15/10/8/5 dB
 #   babble  3-7 MUSAN speech files, background, SNR 20/17/15/13 dB each
-# (details: bccmt/augment.py). Each output dir holds wav.scp, utt2spk, spk2utt, utt2dur, aug_info
+# (details: bccmt/augment/mix.py). Each output dir holds wav.scp, utt2spk, spk2utt, utt2dur, aug_info
 # (`<utt> <type> <source> <snr_db|-> <at_s> <offset_s>`, one line per source applied), log/, and
 # wav/<utt>.wav: the augmented audio as 16-bit wav, so stage 1's fbank reads it like any data.
 # Disk: about 1x the training audio (as 16-bit wav) per type. Full VoxCeleb2 dev (~2,300 h) would

@@ -54,7 +54,7 @@ def scored_exp(tmp_path_factory):
     of a wav eval set, and stage-5 cosine results: what bccmt.bin.export reads."""
     from test_extract import make_data, make_exp
 
-    from bccmt.bin.score_trials import score_all
+    from bccmt.scoring import score_all
     from bccmt.embed import ExtractConfig, copy_utt2spk, extract_job, speaker_means
 
     root = tmp_path_factory.mktemp("recipe")

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from bccmt import augment as aug
+from bccmt.augment import mix
 from bccmt.audio import read_audio
 from bccmt.io.tables import read_kv, read_lists
 
@@ -153,12 +154,12 @@ def test_fft_convolve_matches_direct_convolution():
         x, h = rng.standard_normal(n), rng.standard_normal(m)
         assert np.allclose(aug.fft_convolve(x, h), np.convolve(x, h), atol=1e-9)
     for n in (1, 2, 7, 97, 1000, 80001):
-        f = aug._fast_len(n)
-        assert f >= n and all(f % p for p in (7, 11, 13)) and (n < 2 or aug._fast_len(n) < 2 * n)
+        f = mix._fast_len(n)
+        assert f >= n and all(f % p for p in (7, 11, 13)) and (n < 2 or mix._fast_len(n) < 2 * n)
 
 
 def test_write_pcm16_same_bytes_as_soundfile(tmp_path):
-    from bccmt.prep.augment import write_pcm16
+    from bccmt.augment.job import write_pcm16
 
     x = np.concatenate([tone(1000, 1), [1.5, -1.5, 0.5 / 32768]])
     write_pcm16(str(tmp_path / "a/b.wav"), x)

@@ -26,7 +26,7 @@ def test_table_reports_medians_and_ratios_to_the_first_root():
 def test_synthetic_data_dir_is_a_valid_training_dir(tmp_path):
     from pathlib import Path
 
-    from bccmt.datadir import find_problems
+    from bccmt.data.datadir import find_problems
 
     fbank = Path(__file__).resolve().parents[1] / "egs" / "voxceleb" / "conf" / "fbank.yaml"
     d = make_data_dir(tmp_path / "d", fbank, speakers=3, utts=2, frames=60)

@@ -1,4 +1,4 @@
-"""bccmt.datadir and the utils/ data-dir scripts: conversions, validation messages, fix, subset,
+"""bccmt.data.datadir and the utils/ data-dir scripts: conversions, validation messages, fix, subset,
 combine, split_scp, filter_scp."""
 import os
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bccmt import datadir
-from bccmt.datadir import DataDirError
+from bccmt.data import datadir, edit
+from bccmt.data.datadir import DataDirError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,14 +146,14 @@ def test_fix_drops_and_backs_up(tmp_path):
     assert "id00002" not in (d / "spk2utt").read_text()
     assert (d / ".backup" / "wav.scp").read_text() == original_wav
     assert "id00000/vX/00001" in (d / ".backup" / "utt2dur").read_text()
-    assert datadir.fix(d) == {"kept": 6, "dropped": 0}
+    assert edit.fix(d) == {"kept": 6, "dropped": 0}
 
 
 def test_subset_n_seeded_and_lists(tmp_path):
     src = make_dir(tmp_path / "src", feats=True)
     (src / "fbank.yaml").write_text("num_mel_bins: 80\n")
-    a = datadir.subset(src, tmp_path / "a", n=4, seed=3)
-    datadir.subset(src, tmp_path / "b", n=4, seed=3)
+    a = edit.subset(src, tmp_path / "a", n=4, seed=3)
+    edit.subset(src, tmp_path / "b", n=4, seed=3)
     assert a["utterances"] == 4
     assert (tmp_path / "a" / "utt2spk").read_text() == (tmp_path / "b" / "utt2spk").read_text()
     datadir.validate(tmp_path / "a", need_feats=True)
@@ -195,11 +195,11 @@ def test_combine_copies_matching_feature_config_only(tmp_path):
     b = make_dir(tmp_path / "b", utts={f"{u}-noise": s for u, s in UTTS.items()})
     (a / "fbank.yaml").write_text("dither: 1.0\n")
     (b / "fbank.yaml").write_text("dither: 1.0\n")
-    datadir.combine(tmp_path / "ab", a, b)
+    edit.combine(tmp_path / "ab", a, b)
     assert (tmp_path / "ab" / "fbank.yaml").read_text() == "dither: 1.0\n"
     (b / "fbank.yaml").write_text("dither: 0.0\n")
     with pytest.raises(DataDirError, match="fbank.yaml differs between"):
-        datadir.combine(tmp_path / "ab2", a, b)
+        edit.combine(tmp_path / "ab2", a, b)
     assert not (tmp_path / "ab2").exists()
 
 

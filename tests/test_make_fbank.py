@@ -162,7 +162,7 @@ def test_missing_input_and_bad_config(tmp_path):
 
 
 def test_progress_lines_and_interrupted_job(tmp_path, monkeypatch):
-    from bccmt.prep import fbank as job
+    from bccmt.features import job
 
     data = build_data_dir(tmp_path, with_bad=False)
     r = subprocess.run(["python", "-m", "bccmt.bin.compute_fbank", "--progress-every", "2",

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from bccmt.io.tables import read_kv, read_lists, read_trials
-from bccmt.prep.voxceleb import (
+from bccmt.data.voxceleb import (
     PrepError,
     check_speaker_overlap,
     convert_trials,

@@ -9,7 +9,7 @@ only some sources are left out, with a warning; spk2utt is rebuilt.
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir, edit
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     p.add_argument("dst")
     p.add_argument("srcs", nargs="+")
     a = p.parse_args()
-    datadir.combine(a.dst, *a.srcs)
+    edit.combine(a.dst, *a.srcs)
 
 
 if __name__ == "__main__":

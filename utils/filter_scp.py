@@ -9,7 +9,7 @@ The id list's first field is the id; lines are printed as they are, in the scp's
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir
 
 
 def main() -> None:

@@ -9,14 +9,14 @@ tables. The original tables are copied to <data-dir>/.backup/ first.
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir, edit
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data_dir")
-    datadir.fix(p.parse_args().data_dir)
+    edit.fix(p.parse_args().data_dir)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Lines are written in input order (speaker by speaker).
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ one part (speakers must be contiguous in the input). Lines are copied as they ar
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ List files give one id per line (first field). fbank.yaml is copied along.
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir, edit
 
 
 def main() -> None:
@@ -33,11 +33,11 @@ def main() -> None:
             src, n, dst = a.args
         else:
             p.error(f"N must be a positive integer, got '{a.args[0]}'")
-        datadir.subset(src, dst, n=int(n), seed=a.seed)
+        edit.subset(src, dst, n=int(n), seed=a.seed)
     elif a.utt_list:
-        datadir.subset(a.args[0], a.args[1], utt_list=datadir.read_id_list(a.utt_list))
+        edit.subset(a.args[0], a.args[1], utt_list=datadir.read_id_list(a.utt_list))
     else:
-        datadir.subset(a.args[0], a.args[1], spk_list=datadir.read_id_list(a.spk_list))
+        edit.subset(a.args[0], a.args[1], spk_list=datadir.read_id_list(a.spk_list))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Speakers are written in order of first appearance, each followed by its utteranc
 import argparse
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir
 
 
 def main() -> None:

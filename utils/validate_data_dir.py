@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from bccmt import datadir
+from bccmt.data import datadir
 
 
 def main() -> None:

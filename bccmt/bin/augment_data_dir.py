@@ -3,7 +3,7 @@
   python -m bccmt.bin.augment_data_dir --type noise --musan-root R [--rirs-root R] [--seed 1234] \\
       [--subset N] [--job 1 --num-jobs 2] --wav-dir data/vox2_dev_noise/wav \\
       data/vox2_dev data/vox2_dev_noise/tmp/part.1
-writes <out-prefix>.{wav.scp,utt2spk,utt2dur,aug_info,skipped,rescaled} (see bccmt.prep.augment)
+writes <out-prefix>.{wav.scp,utt2spk,utt2dur,aug_info,skipped,rescaled} (see bccmt.augment.job)
 and the wavs under --wav-dir. Normally run N times in parallel by local/augment_data_dir.sh.
 """
 
@@ -14,7 +14,7 @@ import sys
 from bccmt.augment import TYPES, AugmentError, list_sources
 from bccmt.io.tables import TableError
 from bccmt.logging_setup import setup_logging
-from bccmt.prep.augment import AugmentJobError, augment_part
+from bccmt.augment.job import AugmentJobError, augment_part
 
 
 def main(argv=None) -> int:

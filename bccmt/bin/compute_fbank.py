@@ -3,7 +3,7 @@
   python -m bccmt.bin.compute_fbank [--fbank-config conf/fbank.yaml] [--dither 0] \\
       [--on-error skip|fail] [--progress-every 500] <wav.scp> <out-prefix>
   python -m bccmt.bin.compute_fbank --check-config --fbank-config conf/fbank.yaml
-writes <out-prefix>.{ark,scp,utt2num_frames,skipped,yaml} (see bccmt.prep.fbank). Normally run
+writes <out-prefix>.{ark,scp,utt2num_frames,skipped,yaml} (see bccmt.features.job). Normally run
 N times in parallel by local/make_fbank.sh.
 """
 
@@ -14,7 +14,7 @@ import sys
 from bccmt.features import FbankConfig, FbankConfigError, load_fbank_config
 from bccmt.io.tables import TableError
 from bccmt.logging_setup import setup_logging
-from bccmt.prep.fbank import FbankJobError, dump_fbank
+from bccmt.features.job import FbankJobError, dump_fbank
 
 
 def main(argv=None) -> int:

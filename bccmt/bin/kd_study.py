@@ -44,7 +44,7 @@ def _setup(a) -> int:
 
 
 def _report(a) -> int:
-    from bccmt.bin.report import git_commit
+    from bccmt.provenance import git_commit
     from bccmt.io import atomic_write
     from bccmt.kd.study_report import render
     from bccmt.kd.study_results import collect, json_safe

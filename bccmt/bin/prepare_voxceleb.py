@@ -1,7 +1,7 @@
 """Stage 0 data preparation: VoxCeleb1/2 roots -> Kaldi data dirs and trial lists.
 
   python -m bccmt.bin.prepare_voxceleb --vox1-root R1 --vox2-root R2 [--trials-dir D] [--nj N] data
-writes data/vox2_dev, data/vox1 and data/vox1/trials/*.kaldi (see bccmt.prep.voxceleb).
+writes data/vox2_dev, data/vox1 and data/vox1/trials/*.kaldi (see bccmt.data.voxceleb).
 """
 
 import argparse
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bccmt.io.tables import TableError
 from bccmt.logging_setup import setup_logging
-from bccmt.prep.voxceleb import PrepError, prepare_voxceleb
+from bccmt.data.voxceleb import PrepError, prepare_voxceleb
 
 
 def main(argv=None) -> int:

@@ -1,151 +1,20 @@
-"""Stage 6: the results table (RESULTS.md, also printed) and one DET figure for all models.
+"""Stage 6 entry point: the results table and the DET figure (see bccmt.report).
 
   python -m bccmt.bin.report --exps "exp/bccmt_base exp/bccmt_tiny_kd" --out RESULTS.md
       [--trials-names "vox1_O_cleaned"] [--backends "cosine asnorm plda"] [--det-png det.png]
-
-One row per model x backend x trial list, from exp/<model>/scores/*.result: model, parameters and
-FLOPs for 1 s of input (bccmt.models.profile), backend, trial list, EER %, minDCF(0.01),
-minDCF(0.001), the training config name (config.yaml ``config_name``/``config_file`` or the
-``--config`` of the command line in train.log) and seed (config.yaml), plus the git
-commit and the date for the whole table. The DET figure has one panel per backend and one curve per
-model and trial list (default <out stem>_det.png).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
-import os
-import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
 
-import yaml
-
-from bccmt.io.markdown import blocks
-from bccmt.io.scores import read_result, read_scores
-from bccmt.io.tables import atomic_write
 from bccmt.logging_setup import setup_logging
-from bccmt.metrics import det_points, plot_det
-from bccmt.provenance import git_commit
+from bccmt.report import collect, write_report
 
 logger = logging.getLogger("report")
-BACKEND_ORDER = {"cosine": 0, "asnorm": 1, "plda": 2}
-
-
-def _find(d: Any, names) -> Optional[Any]:
-    """First value of a key in ``names`` in a nested mapping (breadth first)."""
-    queue = [d]
-    while queue:
-        cur = queue.pop(0)
-        if isinstance(cur, dict):
-            for n in names:
-                if n in cur and not isinstance(cur[n], dict):
-                    return cur[n]
-            queue.extend(v for v in cur.values() if isinstance(v, dict))
-    return None
-
-
-def _config_from_log(log: Path) -> Optional[str]:
-    """The --config value of the first training command line found in exp/X/train.log."""
-    if not log.is_file():
-        return None
-    with open(log, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = re.search(r"--config[= ](\S+)", line)
-            if m:
-                return m.group(1)
-    return None
-
-
-def model_info(exp: Path, with_flops: bool = True) -> Dict[str, Any]:
-    """name, params, flops, config, seed of one exp dir (missing pieces become 'n/a')."""
-    cfg_path = exp / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
-    info: Dict[str, Any] = {"exp": exp.name, "params": None, "flops": None,
-                            "config": _find(cfg, ("config_name", "config_file", "config")),
-                            "seed": _find(cfg, ("seed",))}
-    if info["config"] is None:  # the resolved config does not name its source: ask the log
-        info["config"] = _config_from_log(exp / "train.log")
-    if isinstance(info["config"], str):
-        info["config"] = Path(info["config"]).name
-    if not (exp / "models" / "final.pt").is_file():
-        logger.warning("%s: no models/final.pt, so no parameter/FLOP count", exp)
-        return info
-    try:
-        from bccmt.models import profile
-        from bccmt.exp import load_embedding_model
-
-        model, _ = load_embedding_model(exp)
-        info["params"] = profile.count_parameters(model)
-        if with_flops:
-            info["flops"] = profile.count_flops(model, seconds=1.0)
-    except Exception as e:  # noqa: BLE001 - a report still lists the scores without the model
-        logger.warning("%s: no parameter/FLOP count (%s)", exp, e)
-    return info
-
-
-def _human(n: Optional[float], unit: str) -> str:
-    if n is None:
-        return "n/a"
-    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= div:
-            return f"{n / div:.2f}{suf}{unit}"
-    return f"{n:.0f}{unit}"
-
-
-def collect(exps: List[Path], trials_names, backends, with_flops: bool):
-    rows = []
-    for exp in exps:
-        results = sorted((exp / "scores").glob("*.result"))
-        if not results:
-            logger.warning("%s: no scores/*.result (run stage 5)", exp)
-        info = model_info(exp, with_flops)
-        for path in results:
-            r = read_result(path)
-            if trials_names and r.get("trials_name") not in trials_names:
-                continue
-            if backends and r.get("backend") not in backends:
-                continue
-            rows.append({**info, **r, "result_file": str(path)})
-    rows.sort(key=lambda r: (str(r.get("trials_name")), r["exp"],
-                             BACKEND_ORDER.get(r.get("backend"), 9)))
-    return rows
-
-
-def table(rows, commit: str, date: str) -> str:
-    head = ("| model | params | FLOPs (1 s) | backend | trial list | EER (%) | minDCF(0.01) "
-            "| minDCF(0.001) | config | seed |")
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        lines.append(
-            f"| {r['exp']} | {_human(r['params'], '')} | {_human(r['flops'], '')} "
-            f"| {r.get('backend')} | {r.get('trials_name')} | {r['eer_percent']:.3f} "
-            f"| {r['min_dcf_p0.01']:.4f} | {r['min_dcf_p0.001']:.4f} | {r['config'] or 'n/a'} "
-            f"| {r['seed'] if r['seed'] is not None else 'n/a'} |")
-    lines.append("")
-    lines.append(f"commit {commit}, generated {date}. EER: interpolated crossing of the miss and "
-                 "false-alarm curves; minDCF normalised, c_miss = c_fa = 1; thresholds and the "
-                 "backend settings (cohort, top-N, LDA/PLDA) are in each "
-                 "exp/<model>/scores/<trials>.<backend>.result.")
-    return "\n".join(lines)
-
-
-def det_figure(rows, png: str) -> None:
-    panels: Dict[str, Dict[str, Any]] = {}
-    for r in rows:
-        try:
-            scores, labels = read_scores(r["scores"], r["trials"])
-        except (OSError, ValueError) as e:
-            logger.warning("DET: skipping %s (%s)", r["result_file"], e)
-            continue
-        panels.setdefault(r["backend"], {})[f"{r['exp']} {r['trials_name']}"] = \
-            det_points(scores, labels)
-    if panels:
-        plot_det(panels, png)
-        logger.info("wrote %s", png)
 
 
 def main(argv=None) -> int:
@@ -167,21 +36,7 @@ def main(argv=None) -> int:
     if not rows:
         logger.error("no results found under %s", ", ".join(f"{e}/scores" for e in exps))
         return 1
-    commit = git_commit()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = Path(a.out)
-    png = a.det_png or str(out.with_name(out.stem + "_det.png"))
-    text = table(rows, commit, date)
-    kept = blocks(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    with atomic_write(out, encoding="utf-8") as f:
-        f.write("<!-- generated by `python -m bccmt.bin.report`; rerun stage 6 to update -->\n")
-        f.write("# Results\n\n")
-        f.write(text + "\n\n")
-        f.write(f"![DET curves]({os.path.relpath(png, out.parent)})\n")
-        for b in kept.values():  # sections other stages wrote (stage 7's export tables)
-            f.write("\n" + b)
-    print(text)
-    det_figure(rows, png)
+    print(write_report(Path(a.out), rows, a.det_png))
     return 0
 
 

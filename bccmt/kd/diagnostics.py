@@ -3,7 +3,7 @@
 Both run on one fixed set of clean training crops, the same for every seed, arm and teacher:
 utterances and crop offsets are drawn from their own generator (``CROP_SEED``) among the
 utterances that are not stage-1 augmented copies (a copy is ``<utt>-<type>`` with ``<utt>`` in the
-same data dir, see bccmt.prep.augment), without SpecAugment. Nothing here
+same data dir, see bccmt.augment.job), without SpecAugment. Nothing here
 touches the global RNGs, gradients, or a model's training mode beyond restoring it, so measuring a
 student changes neither its weights nor what it trains on next (a run with ``kd.weight = 0`` and
 the monitor on trains the same weights as the plain student; tests/test_kd_study.py checks it).

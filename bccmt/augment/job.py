@@ -121,7 +121,7 @@ def info_lines(new_utt: str, aug_type: str, plan: Sequence[aug.Applied]) -> List
 def job_utterances(utts: Sequence[str], subset: Optional[int], seed: int, aug_type: str,
                    job: int, num_jobs: int) -> List[str]:
     """Part ``job`` (1-based) of ``num_jobs`` contiguous parts of the (subset of the) sorted ids."""
-    from bccmt.datadir import split_scp
+    from bccmt.data.datadir import split_scp
 
     chosen = aug.select_subset(sorted(utts, key=lambda u: u.encode("utf-8")), subset, seed, aug_type)
     if not 1 <= job <= num_jobs:

@@ -15,13 +15,11 @@ file and line or the utterance, and what to run to fix it.
 from __future__ import annotations
 
 import logging
-import random
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from bccmt.io.tables import TableError, atomic_write, read_kv, write_kv, write_lists
+from bccmt.io.tables import TableError, atomic_write, read_kv
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +34,15 @@ class DataDirError(ValueError):
     """A data dir (or table) a user must fix; the message says where and how."""
 
 
-def _c(key: str) -> bytes:
+def byte_key(key: str) -> bytes:
     return key.encode("utf-8")
 
 
-def _examples(items: Iterable[str]) -> str:
-    items = sorted(items, key=_c)
-    more = f" (and {len(items) - MAX_EXAMPLES} more)" if len(items) > MAX_EXAMPLES else ""
-    return ", ".join(items[:MAX_EXAMPLES]) + more
+def examples(items: Iterable[str], limit: int = MAX_EXAMPLES) -> str:
+    """The first ``limit`` items in byte order, "a, b, c (and N more)": for error messages."""
+    items = sorted(items, key=byte_key)
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def utt2spk_to_spk2utt(utt2spk: Dict[str, str]) -> Dict[str, List[str]]:
@@ -145,7 +144,7 @@ def _read(path: Path, problems: List[str]) -> Optional[Dict[str, str]]:
         return None
     keys = list(table)
     for prev, key in zip(keys, keys[1:]):
-        if _c(prev) > _c(key):
+        if byte_key(prev) > byte_key(key):
             problems.append(f"{path}:{_line_of(path, key)}: not sorted: '{key}' comes after "
                             f"'{prev}' (sort it with LC_ALL=C, or run utils/fix_data_dir.py "
                             f"{path.parent})")
@@ -160,10 +159,10 @@ def _coverage(d: Path, name: str, keys: Dict[str, object], utt2spk: Dict[str, st
     fix = f"; run utils/fix_data_dir.py {d} to keep only the utterances in both"
     if missing:
         out.append(f"{d / name}: no entry for {len(missing)} of the {len(utt2spk)} utterances in "
-                   f"utt2spk, e.g. {_examples(missing)}{fix}")
+                   f"utt2spk, e.g. {examples(missing)}{fix}")
     if extra:
         out.append(f"{d / name}: {len(extra)} utterances not in utt2spk, "
-                   f"e.g. {_examples(extra)}{fix}")
+                   f"e.g. {examples(extra)}{fix}")
     return out
 
 
@@ -200,8 +199,8 @@ def find_problems(data_dir, need_feats: bool = False, need_wav: bool = True) -> 
         return problems
     if not utt2spk:
         return problems + [f"{d / 'utt2spk'}: empty data dir (no utterances)"]
-    by_utt = sorted(utt2spk, key=_c)  # speakers must not decrease along it (Kaldi's sort -k2 rule)
-    bad = next((u for p, u in zip(by_utt, by_utt[1:]) if _c(utt2spk[p]) > _c(utt2spk[u])), None)
+    by_utt = sorted(utt2spk, key=byte_key)  # speakers must not decrease along it (Kaldi's sort -k2 rule)
+    bad = next((u for p, u in zip(by_utt, by_utt[1:]) if byte_key(utt2spk[p]) > byte_key(utt2spk[u])), None)
     if bad is not None:
         problems.append(f"{d / 'utt2spk'}: sorting by speaker and by utterance disagree at "
                         f"'{bad}' (speaker '{utt2spk[bad]}'); utterance ids must start with their "
@@ -212,10 +211,10 @@ def find_problems(data_dir, need_feats: bool = False, need_wav: bool = True) -> 
             want = utt2spk_to_spk2utt(utt2spk)
             have = {s: u.split() for s, u in spk2utt.items()}
             bad = [s for s in set(want) | set(have)
-                   if sorted(want.get(s, []), key=_c) != have.get(s)]
+                   if sorted(want.get(s, []), key=byte_key) != have.get(s)]
             if bad:
                 problems.append(f"{d / 'spk2utt'}: disagrees with utt2spk for {len(bad)} speakers, "
-                                f"e.g. {_examples(bad)}; rebuild it with utils/fix_data_dir.py {d}")
+                                f"e.g. {examples(bad)}; rebuild it with utils/fix_data_dir.py {d}")
     for name in UTT_TABLES[1:]:
         if not (d / name).is_file():
             continue
@@ -237,141 +236,6 @@ def validate(data_dir, need_feats: bool = False, need_wav: bool = True) -> Dict[
         raise DataDirError(f"{data_dir} is not a valid data dir:\n  " + "\n  ".join(problems))
     utt2spk = read_kv(Path(data_dir) / "utt2spk")
     return {"utterances": len(utt2spk), "speakers": len(set(utt2spk.values()))}
-
-
-def _tables(d: Path, names: Sequence[str]) -> Dict[str, Dict[str, str]]:
-    return {n: read_kv(d / n) for n in names if (d / n).is_file()}
-
-
-def _write_dir(dst: Path, utt_tables: Dict[str, Dict[str, str]], keep: Iterable[str],
-               spk_tables: Dict[str, Dict[str, str]]) -> Dict[str, str]:
-    keep = set(keep)
-    dst.mkdir(parents=True, exist_ok=True)
-    for name, table in utt_tables.items():
-        write_kv(dst / name, filter_scp(keep, table))
-    utt2spk = filter_scp(keep, utt_tables["utt2spk"])
-    write_lists(dst / "spk2utt", utt2spk_to_spk2utt(utt2spk))
-    for name, table in spk_tables.items():
-        write_kv(dst / name, filter_scp(set(utt2spk.values()), table))
-    return utt2spk
-
-
-def fix(data_dir) -> Dict[str, int]:
-    """Keeps the utterances present in every per-utterance table, sorts, rebuilds spk2utt.
-
-    The original tables are copied to ``<data_dir>/.backup/`` first. Returns {"kept", "dropped"}.
-    """
-    d = Path(data_dir)
-    if not (d / "utt2spk").is_file():
-        raise DataDirError(f"{d / 'utt2spk'}: missing; cannot fix a data dir without it")
-    utt_tables = _tables(d, UTT_TABLES)
-    spk_tables = _tables(d, SPK_TABLES)
-    keep = set(utt_tables["utt2spk"])
-    for name, table in utt_tables.items():
-        keep &= set(table)
-    total = len(utt_tables["utt2spk"])
-    for name, table in utt_tables.items():
-        if len(table) > len(keep):
-            log.info("fix_data_dir: %s: dropping %d of %d entries", d / name,
-                     len(table) - len(keep), len(table))
-    if not keep:
-        raise DataDirError(f"{d}: no utterance is in every table ({', '.join(utt_tables)}); "
-                           "nothing changed")
-    backup = d / ".backup"
-    backup.mkdir(exist_ok=True)
-    for name in list(utt_tables) + list(spk_tables) + ["spk2utt"]:
-        if (d / name).is_file():
-            shutil.copy2(d / name, backup / name)
-    _write_dir(d, utt_tables, keep, spk_tables)
-    log.info("fix_data_dir: %s: kept %d of %d utterances (dropped %d); originals in %s",
-             d, len(keep), total, total - len(keep), backup)
-    return {"kept": len(keep), "dropped": total - len(keep)}
-
-
-def _config_files(srcs: Sequence[Path]) -> List[Path]:
-    """The config files (fbank.yaml, ...) to copy; they must be identical in every source."""
-    out = []
-    for name in CONFIG_FILES:
-        present = [s / name for s in srcs if (s / name).is_file()]
-        texts = {p.read_text(encoding="utf-8") for p in present}
-        if present and (len(present) < len(srcs) or len(texts) > 1):
-            raise DataDirError(f"{name} differs between {', '.join(map(str, srcs))}; combine "
-                               "data dirs with the same features (or none yet)")
-        out += present[:1]
-    return out
-
-
-def subset(src, dst, n: Optional[int] = None, utt_list: Optional[Iterable[str]] = None,
-           spk_list: Optional[Iterable[str]] = None, seed: int = 0) -> Dict[str, int]:
-    """Writes to ``dst`` a copy of ``src`` restricted to ``n`` random utterances (seeded), or to
-    the utterances in ``utt_list``, or to the speakers in ``spk_list`` (exactly one of them)."""
-    s, d = Path(src), Path(dst)
-    if sum(x is not None for x in (n, utt_list, spk_list)) != 1:
-        raise DataDirError("subset: give exactly one of n, utt_list, spk_list")
-    if s.resolve() == d.resolve():
-        raise DataDirError(f"subset: source and destination are both {s}")
-    validate(s, need_wav=False)
-    utt_tables = _tables(s, UTT_TABLES)
-    utt2spk = utt_tables["utt2spk"]
-    if n is not None:
-        if not 0 < n <= len(utt2spk):
-            raise DataDirError(f"subset: asked for {n} utterances, {s} has {len(utt2spk)}")
-        keep = random.Random(seed).sample(sorted(utt2spk, key=_c), n)
-    else:
-        wanted = set(utt_list) if utt_list is not None else set(spk_list)
-        keep = [u for u, spk in utt2spk.items() if (u if utt_list is not None else spk) in wanted]
-        known = set(utt2spk) if utt_list is not None else set(utt2spk.values())
-        unknown = wanted - known
-        if unknown:
-            log.warning("subset: %d ids of the list are not in %s, e.g. %s", len(unknown), s,
-                        _examples(unknown))
-        if not keep:
-            raise DataDirError(f"subset: none of the listed ids is in {s}")
-    kept = _write_dir(d, utt_tables, keep, _tables(s, SPK_TABLES))
-    for path in _config_files([s]):
-        shutil.copy2(path, d / path.name)
-    log.info("subset: %s -> %s: %d of %d utterances", s, d, len(kept), len(utt2spk))
-    return {"utterances": len(kept), "speakers": len(set(kept.values()))}
-
-
-def combine(dst, *srcs) -> Dict[str, int]:
-    """Concatenates data dirs into ``dst``; tables missing in some source are left out (warning).
-    Utterance ids must be unique across the sources."""
-    d, ss = Path(dst), [Path(s) for s in srcs]
-    if not ss:
-        raise DataDirError("combine: no source data dirs given")
-    if any(s.resolve() == d.resolve() for s in ss):
-        raise DataDirError(f"combine: destination {d} is also a source")
-    for s in ss:
-        validate(s, need_wav=False)
-    names = [n for n in UTT_TABLES + SPK_TABLES if any((s / n).is_file() for s in ss)]
-    common = [n for n in names if all((s / n).is_file() for s in ss)]
-    for n in sorted(set(names) - set(common)):
-        log.warning("combine: %s is missing in some sources; %s will not have it", n, d)
-    merged: Dict[str, Dict[str, str]] = {n: {} for n in common}
-    origin: Dict[str, Path] = {}
-    dups: Dict[str, List[str]] = {}
-    for s in ss:
-        for n in common:
-            table = read_kv(s / n)
-            if n == "utt2spk":
-                for u in table:
-                    if u in origin:
-                        dups.setdefault(u, [str(origin[u])]).append(str(s))
-                    origin.setdefault(u, s)
-            merged[n].update(table)
-    if dups:
-        first = sorted(dups, key=_c)[0]
-        raise DataDirError(f"combine: {len(dups)} utterance ids occur in more than one source, "
-                           f"e.g. {_examples(dups)} ('{first}' is in {' and '.join(dups[first])})")
-    configs = _config_files(ss)
-    utt_tables = {n: t for n, t in merged.items() if n in UTT_TABLES}
-    spk_tables = {n: t for n, t in merged.items() if n in SPK_TABLES}
-    kept = _write_dir(d, utt_tables, origin, spk_tables)
-    for path in configs:
-        shutil.copy2(path, d / path.name)
-    log.info("combine: %s -> %s: %d utterances", ", ".join(map(str, ss)), d, len(kept))
-    return {"utterances": len(kept), "speakers": len(set(kept.values()))}
 
 
 def read_lines(path) -> List[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bccmt.audio import AudioError, audio_duration
+from bccmt.data.datadir import examples
 from bccmt.io.tables import atomic_write, read_kv, write_kv, write_lists
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,12 @@ TRIAL_LISTS = {
 MAX_EXAMPLES = 5
 
 
+def _examples(items: Iterable[str]) -> str:
+    return examples(items, MAX_EXAMPLES)
+
+
 class PrepError(ValueError):
     """Input that cannot be turned into a data dir or trials; the message says what and where."""
-
-
-def _examples(items: Iterable[str]) -> str:
-    items = sorted(items)
-    more = f" (and {len(items) - MAX_EXAMPLES} more)" if len(items) > MAX_EXAMPLES else ""
-    return ", ".join(items[:MAX_EXAMPLES]) + more
 
 
 def scan_audio(top: Path, ext: str) -> Dict[str, str]:

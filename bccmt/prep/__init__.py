@@ -1,1 +1,0 @@
-"""Corpus preparation: corpora on disk -> Kaldi data dirs and trial lists."""
