@@ -255,11 +255,9 @@ def speaker_means(scp, utt2spk_file, out_dir) -> int:
     if missing:
         raise ExtractError(f"{utt2spk_file}: no speaker for {len(missing)} utterances of {scp}, "
                            f"e.g. {missing[:3]}")
-    spks = np.array([utt2spk[k] for k in keys])
-    uniq, inv = np.unique(spks, return_inverse=True)
-    sums = np.zeros((uniq.size, emb.shape[1]))
-    np.add.at(sums, inv.ravel(), emb.astype(np.float64))
-    means = sums / np.bincount(inv.ravel())[:, None]
+    from bccmt.backend import speaker_means as mean_of_speakers
+
+    uniq, means = mean_of_speakers([utt2spk[k] for k in keys], emb)
     out_dir = Path(out_dir)
     return write_vectors(out_dir / "spk_xvector.ark", out_dir / "spk_xvector.scp",
                          ((str(s), m) for s, m in zip(uniq, means)))

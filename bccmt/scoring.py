@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from bccmt.backend import asnorm_scores, cosine_scores
+from bccmt.backend import asnorm_scores, cosine_scores, speaker_means
 from bccmt.backend.plda import train_plda_backend
 from bccmt.io.scores import format_metrics, write_result, write_scores
 from bccmt.io.tables import read_kv, read_trials
@@ -72,10 +72,7 @@ class TrainSide:
                 self._cohort = read_vectors(scp)[1]
             else:
                 logger.warning("%s missing: averaging speakers in memory", scp)
-                spk, inv = np.unique(self.labels(), return_inverse=True)
-                sums = np.zeros((spk.size, self.emb.shape[1]))
-                np.add.at(sums, inv.ravel(), self.emb)
-                self._cohort = sums / np.bincount(inv.ravel())[:, None]
+                self._cohort = speaker_means(self.labels(), self.emb)[1]
         return self._cohort
 
     def plda(self):

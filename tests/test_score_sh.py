@@ -130,3 +130,28 @@ def test_report_table_and_det(recipe):
     assert f"| {cos['eer_percent']:.3f} |" in rows[0]
     assert "commit " in md and "| m |" in r.stdout
     assert (cwd / "RESULTS_det.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_asnorm_without_speaker_means_averages_in_memory(recipe):
+    """spk_xvector.scp missing: the cohort is computed from xvector.scp + utt2spk, giving the
+    scores the stage-4 speaker means give (and a warning)."""
+    from bccmt.embed import speaker_means
+    from bccmt.scoring import score_all
+
+    _, exp, trials, _ = recipe
+    train = exp / "embeddings" / "vox2_dev"
+    speaker_means(train / "xvector.scp", train / "utt2spk", train)  # stage 4's means
+    with_file = score_all(exp, [trials], ["asnorm"], "vox2_dev", None, exp / "a", 5, 0, 2)
+    for name in ("spk_xvector.scp", "spk_xvector.ark"):
+        (train / name).unlink()
+    without = score_all(exp, [trials], ["asnorm"], "vox2_dev", None, exp / "b", 5, 0, 2)
+    a = (exp / "a" / "tiny_O.asnorm.score").read_text().split()
+    b = (exp / "b" / "tiny_O.asnorm.score").read_text().split()
+    assert len(a) == 3 * len(read_trials_lines(trials)) and a[:2] == b[:2]
+    # the means file holds float32 and the scores 6 decimals: equal up to that rounding
+    np.testing.assert_allclose(np.array(a[2::3], float), np.array(b[2::3], float), rtol=0, atol=1e-5)
+    assert with_file and without
+
+
+def read_trials_lines(path):
+    return [ln for ln in Path(path).read_text().splitlines() if ln.strip()]

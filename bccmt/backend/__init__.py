@@ -5,7 +5,7 @@ reads files. Training-side statistics (mean, cohort, LDA, PLDA) come from the tr
 evaluation speakers never influence them.
 """
 
-from bccmt.backend.asnorm import asnorm_scores, cohort_stats
+from bccmt.backend.asnorm import asnorm_scores, cohort_stats, speaker_means
 from bccmt.backend.cosine import cosine_scores, length_norm, prepare_cosine
 from bccmt.backend.lda import train_lda
 from bccmt.backend.plda import Plda, train_plda
@@ -17,6 +17,7 @@ __all__ = [
     "cosine_scores",
     "length_norm",
     "prepare_cosine",
+    "speaker_means",
     "train_lda",
     "train_plda",
 ]

@@ -22,6 +22,14 @@ from bccmt.backend.cosine import pairwise_dot, prepare_cosine
 DEFAULT_TOP_N = 300
 
 
+def speaker_means(labels, emb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(speakers sorted, (S, D) float64 plain mean embedding of each): the AS-norm cohort."""
+    spk, inv = np.unique(np.asarray(labels), return_inverse=True)
+    sums = np.zeros((spk.size, emb.shape[1]))
+    np.add.at(sums, inv.ravel(), np.asarray(emb, dtype=np.float64))
+    return spk, sums / np.bincount(inv.ravel())[:, None]
+
+
 def cohort_stats(
     e: np.ndarray, cohort: np.ndarray, top_n: int = DEFAULT_TOP_N, chunk: int = 1024
 ) -> Tuple[np.ndarray, np.ndarray]:
