@@ -1,7 +1,9 @@
 """Training configuration: typed sections with defaults, YAML in, ``--set`` overrides, resolved YAML out.
 
-A recipe config (egs/voxceleb/conf/*.yaml) is a mapping of the sections below; every key must be a
-field of its section (unknown keys are an error naming the file and the valid keys), except
+A recipe config (egs/voxceleb/conf/*.yaml) is a mapping of the sections below, optionally on top
+of a ``base:`` file (a path relative to the config; merged section by section, the config
+winning); every key must be a field of its section (unknown keys are an error naming the file and
+the valid keys), except
 ``model.args``, which is passed as-is to ``bccmt.models.build_model`` (that function rejects unknown
 arguments). ``features`` is not written by hand: it is copied from ``<train-data>/fbank.yaml``.
 
@@ -203,15 +205,46 @@ def build_config(d: Optional[Dict[str, Any]], source: str = "config") -> TrainCo
     return cfg
 
 
-def load_config(path: Union[str, Path], overrides: Optional[List[str]] = None) -> TrainConfig:
-    """Reads a recipe YAML, applies ``--set`` overrides, validates (unknown keys are errors)."""
+def merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def read_raw(path: Union[str, Path], _seen: tuple = ()) -> Dict[str, Any]:
+    """A recipe YAML as a plain mapping, its ``base:`` file (relative to it) merged underneath.
+
+    ``base`` lets per-model configs share one schedule file without hiding anything: the resolved
+    config every run writes (<exp>/config.yaml) holds every key.
+    """
+    path = Path(path)
     try:
         with open(path, encoding="utf-8") as f:
             d = yaml.safe_load(f) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        where = f" (the base of {_seen[-1]})" if _seen else ""
+        raise ConfigError(f"{path}: no such config file{where}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections")
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in [Path(p).resolve() for p in (*_seen, path)]:
+        raise ConfigError(f"{path}: 'base: {base}' makes a cycle")
+    return merge(read_raw(base_path, (*_seen, path)), d)
+
+
+def load_config(path: Union[str, Path], overrides: Optional[List[str]] = None) -> TrainConfig:
+    """Reads a recipe YAML (with its ``base:`` chain), applies ``--set`` overrides, validates
+    (unknown keys are errors)."""
+    d = read_raw(path)
     source = str(path) + (" + --set overrides" if overrides else "")
     return build_config(apply_overrides(d, overrides or []), source)
 

@@ -301,18 +301,14 @@ def test_benchmark_writes_table_and_json(tmp_path):
 def test_recipe_configs_name_registered_models():
     import pathlib
 
-    import yaml
-
+    from bccmt.config import load_config, read_raw
     from bccmt.models import model_args
     conf = pathlib.Path(__file__).resolve().parents[1] / "egs" / "voxceleb" / "conf"
-    found = 0
-    for path in sorted(conf.glob("*.yaml")):
-        model = (yaml.safe_load(path.read_text()) or {}).get("model")
-        if isinstance(model, dict) and "name" in model:
-            model_args(model["name"], **(model.get("args") or {}))   # raises if unknown
-            found += 1
-    if found == 0:
-        pytest.skip("no recipe config names a model yet")
+    models = {p: load_config(p).model for p in sorted(conf.glob("**/*.yaml"))
+              if "model" in read_raw(p)}
+    assert len(models) >= 8, sorted(models)  # 4 mini + 4 VoxCeleb model configs
+    for path, model in models.items():
+        model_args(model.name, **model.args)  # raises if the model or an argument is unknown
 
 
 # --- channels_last fast path vs the plain NCHW PyTorch ops (same maths up to float rounding) ---

@@ -1,9 +1,7 @@
 """Training: config validation, crops, sampler, schedules, checkpoints, resume and loss decrease."""
 
-import numpy as np
 import pytest
 import torch
-import yaml
 
 from bccmt import exp
 from bccmt.train import checkpoint as ckpt
@@ -168,13 +166,16 @@ def test_missing_fbank_yaml_and_bad_kd_flags(tmp_path, standin):
         run_training(small_config(kd={"enabled": True}), d, tmp_path / "exp", device="cpu")
 
 
-def test_recipe_configs_resolve():
+@pytest.mark.parametrize("folder", ["conf", "conf/voxceleb"])
+def test_recipe_configs_resolve(folder):
     from pathlib import Path
 
+    from bccmt.config import read_raw
     from bccmt.models import list_models
 
-    conf = Path(__file__).resolve().parents[1] / "egs/voxceleb/conf"
+    conf = Path(__file__).resolve().parents[1] / "egs/voxceleb" / folder
     names = ["bccmt_base", "bccmt_tiny", "bccmt_tiny_kd", "ecapa_tdnn"]
+    assert sorted(p.stem for p in conf.glob("*.yaml") if "model" in read_raw(p)) == sorted(names)
     cfgs = {n: load_config(conf / f"{n}.yaml") for n in names}
     for n, c in cfgs.items():
         assert c.model.name in list_models(), n
@@ -182,6 +183,22 @@ def test_recipe_configs_resolve():
     assert kd.kd.enabled and not tiny.kd.enabled
     for section in ("model", "head", "data", "optim", "train"):  # same seed and schedule
         assert getattr(tiny, section) == getattr(kd, section), section
-    raw = yaml.safe_load((conf / "bccmt_tiny.yaml").read_text())
-    assert "features" not in raw
-    assert np.isfinite(cfgs["bccmt_base"].optim.lr)
+    # the teacher trains at least as long as the students; the VoxCeleb scale uses every utterance
+    assert cfgs["bccmt_base"].train.epochs >= tiny.train.epochs
+    scale = {"conf": 320, "conf/voxceleb": None}[folder]
+    assert all(c.data.samples_per_epoch == scale for c in cfgs.values())
+    assert "features" not in read_raw(conf / "bccmt_tiny.yaml")
+
+
+def test_config_base_files(tmp_path):
+    (tmp_path / "common.yaml").write_text("optim: {lr: 0.5, name: sgd}\ntrain: {epochs: 3}\n")
+    (tmp_path / "m.yaml").write_text("base: common.yaml\noptim: {lr: 0.1}\nmodel: {name: bccmt_tiny}\n")
+    cfg = load_config(tmp_path / "m.yaml", ["train.epochs=4"])
+    assert (cfg.optim.lr, cfg.optim.name, cfg.train.epochs, cfg.model.name) == (0.1, "sgd", 4, "bccmt_tiny")
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such config file \(the base of .*c.yaml\)"):
+        load_config(tmp_path / "c.yaml")

@@ -1,7 +1,7 @@
 """A paired-seed KD study directory: its settings and arms, and collecting its finished runs.
 
 Layout (made by local/kd_study.sh):
-  <study-dir>/study.yaml            settings (teacher, the two configs and their sha256, data dirs,
+  <study-dir>/study.yaml            settings (teacher, the two configs and the sha256 of each resolved, data dirs,
                                     trial lists, backends, common overrides, monitor crops) and
                                     ``arms``: {name: [key=value overrides of the KD config]}
   <study-dir>/runs/<arm>/seed<N>/   one exp dir per student (config.yaml, train.log, models/,
@@ -75,10 +75,16 @@ def check_arm(name: str, overrides: List[str], source: str) -> None:
 
 
 def sha256(path) -> str:
+    """sha256 of a training config as resolved (its base files merged, defaults filled in, keys
+    sorted): edits anywhere in its base chain change it, reformatting does not."""
+    from bccmt.config import ConfigError, load_config
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such file") from None
+        resolved = load_config(path).to_dict()
+    except ConfigError as e:
+        raise StudyError(str(e)) from None
+    text = yaml.safe_dump(resolved, sort_keys=True, default_flow_style=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def arm_overrides(study: Dict[str, Any], arm: str) -> List[str]:

@@ -30,6 +30,7 @@ train_threads=2        # torch threads of the teacher's training process (stage 
 student_jobs=2         # stage 3: students trained side by side, 1 thread each (1: in turn, train_threads)
 int8_method=dynamic    # stage 7: onnxruntime int8 quantization, dynamic or static (calibrated on training features)
 latency_quick=false    # stage 7: a smoke-test latency sweep (1 and 10 s, 1 thread, median of 3) instead of the full one
+train_conf=""          # folder of the training configs: empty = conf (mini corpus) or conf/voxceleb (corpus roots)
 kd_study=false         # after the stages: paired-seed KD study (local/kd_study.sh) -> $exp/kd_study
 kd_study_opts=""       # more local/kd_study.sh options, e.g. "--num-seeds 3 --arms conf/kd_study_ablations.txt"
 
@@ -65,6 +66,16 @@ elif [ -n "$vox1_root" ] && [ -n "$vox2_root" ]; then
 else
   echo "$0: give both --vox1-root and --vox2-root, or neither (mini corpus)" >&2; exit 1
 fi
+
+# Two training scales, both first-class: the mini corpus's CPU schedules (conf/*.yaml) and the
+# VoxCeleb-scale GPU schedules (conf/voxceleb/*.yaml); each folder has one file per model.
+if [ -z "$train_conf" ]; then
+  if [ "$use_mini" = true ]; then train_conf=conf; else train_conf=conf/voxceleb; fi
+fi
+for m in bccmt_base bccmt_tiny bccmt_tiny_kd; do
+  [ -f "$train_conf/$m.yaml" ] || { echo "$0: no training config $train_conf/$m.yaml (--train-conf)" >&2; exit 1; }
+done
+echo "$(date '+%F %T') [run.sh] training configs: $train_conf/ ($([ "$use_mini" = true ] && echo mini corpus || echo corpus roots given))"
 
 teacher=bccmt_base
 students="bccmt_tiny_kd bccmt_tiny"
@@ -125,7 +136,7 @@ train_model() {  # <config-name> <exp-name> [extra train.py options]
     sets+=($quick_train_opts)
     [ $conf = bccmt_tiny_kd ] && sets+=($quick_kd_opts)
   fi
-  python -m bccmt.bin.train --config conf/$conf.yaml --train-data $data/${train_set}_aug \
+  python -m bccmt.bin.train --config $train_conf/$conf.yaml --train-data $data/${train_set}_aug \
     --exp-dir $exp/$name --num-threads $train_threads "$@" --set "${sets[@]}"
 }
 
@@ -249,7 +260,8 @@ fi
 # local/kd_study.sh); a rerun skips finished students. Quick mode: 2 pairs of 1-epoch students.
 if [ "$kd_study" = true ]; then
   log study "paired-seed KD study from $exp/$teacher -> $exp/kd_study"
-  study_opts=(--nj $nj --cmd "$cmd" --train-threads $train_threads)
+  study_opts=(--nj $nj --cmd "$cmd" --train-threads $train_threads
+    --kd-config $train_conf/bccmt_tiny_kd.yaml --plain-config $train_conf/bccmt_tiny.yaml)
   [ "$quick" = true ] && study_opts+=(--quick true --num-seeds 2)
   # shellcheck disable=SC2086  # kd_study_opts holds several options
   local/kd_study.sh "${study_opts[@]}" $kd_study_opts $exp/$teacher $data/${train_set}_aug \
