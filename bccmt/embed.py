@@ -7,7 +7,9 @@ extraction always uses it with dither 0:
   features are used, otherwise (a training set computed with dither) features are recomputed from
   wav.scp with dither 0;
 - a data dir without feats.scp is featurised from wav.scp on the fly.
-Each input then goes through bccmt.features.apply_cmn, the function the training crops use.
+The features are then floored per bin where training used dither (bccmt.features.silence_floor:
+digital silence lands inside the range training saw; frames with any signal are unchanged), and
+each input goes through bccmt.features.apply_cmn, the function the training crops use.
 
 Long and short utterances (bccmt.inputs, shared with the exported models). Utterances up to ``max_chunk_frames`` (default 3000 = 30 s) are embedded
 whole. Longer ones are cut into the fewest contiguous, near-equal chunks no longer than that
@@ -62,14 +64,15 @@ class FeatureSource:
     """(T, F) float32 fbank of a data dir's utterances, under the exp's feature config."""
 
     def __init__(self, data_dir, exp_features: dict):
-        from bccmt.features import FbankConfig, FbankConfigError
+        from bccmt.features import FbankConfig, FbankConfigError, extraction_config, silence_floor
 
         self.data_dir = Path(data_dir)
         try:
             want = FbankConfig.from_dict(exp_features, source="exp config.yaml 'features'")
         except FbankConfigError as e:
             raise ExtractError(str(e)) from None
-        self.cfg = dataclasses.replace(want, dither=0.0)
+        self.cfg = extraction_config(want)
+        self.floor = silence_floor(want)
         feats_scp = self.data_dir / "feats.scp"
         fbank_yaml = self.data_dir / "fbank.yaml"
         self.use_feats = False
@@ -114,7 +117,9 @@ class FeatureSource:
         if feats.ndim != 2 or feats.shape[1] != self.cfg.num_mel_bins or feats.shape[0] == 0:
             raise ExtractError(f"{self.data_dir}: features of '{utt}' have shape {feats.shape}, "
                                f"expected (T>0, {self.cfg.num_mel_bins})")
-        return feats
+        from bccmt.features import apply_floor
+
+        return apply_floor(feats, self.floor)
 
 
 def _load_fbank(path: Path):

@@ -138,3 +138,26 @@ def test_differences_is_the_one_comparison():
     assert a.differences(b, ignore=("dither",)) == ["low_freq: a 20.0 vs b 40.0"]
     with pytest.raises(ValueError, match="unknown FbankConfig field"):
         a.differences(b, ignore=("diter",))
+
+
+def test_digital_silence_gets_features_inside_the_training_range():
+    """Exact-zero pauses at extraction (dither 0) must not give log-Mel values training never
+    saw: training features are dithered, extraction floors each bin at the dither's level."""
+    from bccmt.features import apply_floor, extraction_config, silence_floor
+
+    rng = np.random.default_rng(0)
+    sr = 16000
+    speech = 0.1 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr) + 0.01 * rng.standard_normal(sr)
+    wave = np.concatenate([speech, np.zeros(sr), speech])  # a digital pause of 1 s in the middle
+    training = FbankConfig(dither=1.0)
+    train_feats = compute_fbank(wave, training, seed=1)  # what a training crop of it looks like
+    raw = compute_fbank(wave, extraction_config(training))
+    floor = silence_floor(training)
+    floored = apply_floor(raw, floor)
+    lo = train_feats.min(axis=0)
+    assert (raw[120:180] < lo - 5).all()  # without the floor: far below anything trained on
+    assert (floored >= lo - 1.0).all()  # with it: inside the trained range (1st percentile)
+    speech_rows = np.r_[10:90, 210:290]
+    np.testing.assert_array_equal(floored[speech_rows], raw[speech_rows])  # signal untouched
+    assert silence_floor(FbankConfig(dither=0.0)) is None
+    assert extraction_config(training).dither == 0.0 and training.dither == 1.0

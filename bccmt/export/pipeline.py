@@ -64,16 +64,21 @@ def _feature_pool(data_dir: Path, frames: int) -> Optional[np.ndarray]:
 
 
 def build_metadata(exp_dir: Path, model, exp_cfg: Dict, cfg: ExportConfig) -> Dict:
-    from bccmt.features import FbankConfig
+    from bccmt.features import FbankConfig, extraction_config, silence_floor
     from bccmt.provenance import git_commit
 
     scoring = md.scoring_section(exp_dir, cfg.trials_name)
     eval_set = Path(scoring["trials"]).parent.parent.name if scoring else None
-    features = FbankConfig.from_dict(exp_cfg["features"], f"{exp_dir}/config.yaml").to_dict()
+    training = FbankConfig.from_dict(exp_cfg["features"], f"{exp_dir}/config.yaml")
+    features = extraction_config(training).to_dict()
+    floor = silence_floor(training)
     return {"format": "bccmt-export", "version": 1, "model_name": exp_cfg["model"]["name"],
             "exp": str(exp_dir), "commit": git_commit(), "created": md.now_utc(),
             "embedding_dim": int(model.embedding_dim), "sample_rate": features["sample_rate"],
-            "features": dict(features, dither=0.0),
+            "features": features,
+            # per-bin log-Mel floor applied after the fbank (digital silence; see
+            # bccmt.features.silence_floor), null for a model trained without dither
+            "silence_floor": None if floor is None else [round(float(v), 6) for v in floor],
             "inputs": md.inputs_section(exp_dir, model.min_frames, eval_set),
             "files": {}, "default_onnx": None, "scoring": scoring, "parity": {}}
 

@@ -219,6 +219,45 @@ def compute_fbank(
     return np.stack([fb.get_frame(i) for i in range(t)]).astype(np.float32, copy=False)
 
 
+# ------------------------------------------------- extraction: dither 0, and a floor for silence
+FLOOR_PERCENTILE = 1.0  # of the log-Mel values pure training dither gives, per bin
+FLOOR_SECONDS = 30.0  # of seeded Gaussian dither the floor is measured on
+FLOOR_SEED = 20260101
+_FLOOR_CACHE: Dict[tuple, np.ndarray] = {}
+
+
+def extraction_config(training: FbankConfig) -> FbankConfig:
+    """The one rule for features at extraction (stage 4, export, the ``bccmt`` command): the
+    training config with dither 0, so an utterance always gets the same embedding."""
+    return dataclasses.replace(training, dither=0.0)
+
+
+def silence_floor(training: FbankConfig) -> Optional[np.ndarray]:
+    """(F,) float32 log-Mel floor for extraction, or None when training used no dither.
+
+    Training features are dithered, so no training frame is quieter than the dither: exact-zero
+    (digital) silence gives log-Mel values there that training never saw (the float floor,
+    about -15.9), and such utterances got embeddings of up to 10x the usual norm. Extraction
+    therefore floors each bin at the 1st percentile of what pure training dither gives in it
+    (measured once per config on seeded Gaussian noise): silent frames land inside the training
+    range, and frames with any signal above the dither are left exactly as they are."""
+    if training.dither <= 0:
+        return None
+    key = tuple(sorted(training.to_dict().items()))
+    if key not in _FLOOR_CACHE:
+        rng = np.random.default_rng(FLOOR_SEED)
+        n = int(FLOOR_SECONDS * training.sample_rate)
+        noise = rng.standard_normal(n) * (training.dither / WAVE_SCALE)  # dither, in [-1, 1] units
+        feats = compute_fbank(noise, extraction_config(training))
+        _FLOOR_CACHE[key] = np.percentile(feats, FLOOR_PERCENTILE, axis=0).astype(np.float32)
+    return _FLOOR_CACHE[key]
+
+
+def apply_floor(feats: np.ndarray, floor: Optional[np.ndarray]) -> np.ndarray:
+    """max(feats, floor) per bin (feats unchanged with floor None)."""
+    return feats if floor is None else np.maximum(feats, floor[None, :])
+
+
 def apply_cmn(feats):
     """Cepstral mean normalisation: subtracts the mean over time (axis -2).
 

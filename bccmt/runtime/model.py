@@ -4,6 +4,7 @@ exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.ex
   model_name, exp, commit, created   where the model came from
   embedding_dim, sample_rate         (D,) float32 embeddings of 16 kHz audio
   features                           the training fbank config (features.FbankConfig), dither 0
+  silence_floor                      per-bin log-Mel floor applied after the fbank (null: none)
   inputs                             min_frames, max_chunk_frames, length_quantum: how the recipe's
                                      stage 4 cut utterances (bccmt.inputs.model_inputs)
   files                              {"onnx": ..., "onnx_int8": ..., "torchscript": ...}
@@ -14,7 +15,8 @@ exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.ex
   parity                             the export-time parity figures per format
   int8_decision                      (after stage 7) why int8 is, or is not, the default
 Embeddings are computed exactly as stage 4 did: kaldi-native-fbank features with the training
-config and dither 0 (bccmt.features.compute_fbank), utterances cut by bccmt.inputs.model_inputs,
+config and dither 0 (bccmt.features.compute_fbank), floored at ``silence_floor``
+(bccmt.features.silence_floor), utterances cut by bccmt.inputs.model_inputs,
 one forward per input, chunk embeddings averaged.
 """
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from bccmt.audio import AudioError, read_audio_converted
 from bccmt.backend.cosine import prepare_cosine
-from bccmt.features import FbankConfig, compute_fbank
+from bccmt.features import FbankConfig, apply_floor, compute_fbank
 from bccmt.inputs import model_inputs
 
 METADATA_FILE = "metadata.json"
@@ -105,6 +107,9 @@ class ExportedModel:
         # trained on the stored config
         self.fbank = FbankConfig.from_dict(dict(self.meta["features"], **(fbank_overrides or {})),
                                            f"{self.dir}/{METADATA_FILE} + --fbank")
+        floor = self.meta.get("silence_floor")  # exports before it existed have none
+        self.floor = (np.asarray(floor, dtype=np.float32)
+                      if floor is not None and not fbank_overrides else None)
         self.inputs = self.meta["inputs"]
         self.scoring = self.meta["scoring"]
 
@@ -125,7 +130,7 @@ class ExportedModel:
         name = name or spec
         try:
             wave = read_audio_converted(spec, self.fbank.sample_rate, name=name)
-            feats = compute_fbank(wave, self.fbank)
+            feats = apply_floor(compute_fbank(wave, self.fbank), self.floor)
         except (AudioError, ValueError) as e:
             raise ModelDirError(f"{name}: {e}") from None
         emb = self.embed_feats(feats)
