@@ -188,3 +188,35 @@ def test_progress_lines_and_interrupted_job(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         job.dump_fbank(str(data / "wav.scp"), str(out), FbankConfig())
     assert os.listdir(out.parent) == []
+
+
+def test_training_and_extraction_features_agree(tmp_path):
+    """The same audio gives the same features on the training path (stage-1 dump -> feats.scp ->
+    training crops) and on the extraction path (wav.scp on the fly, stage 4 and the bccmt
+    command) when the dither is the same (0): one fbank, one CMN."""
+    from bccmt.config import DataSection
+    from bccmt.embed import FeatureSource
+    from bccmt.features import apply_cmn
+    from bccmt.train.data import CropDataset
+
+    data = build_data_dir(tmp_path, with_bad=False)
+    r = make_fbank(tmp_path, "--dither", "0", "--nj", "2")
+    assert r.returncode == 0, r.stderr
+    features = load_fbank_config(data / "fbank.yaml").to_dict()
+    assert features["dither"] == 0.0
+    stored = FeatureSource(data, features)  # feats.scp, as the dump wrote it
+    assert stored.use_feats
+    wav_only = tmp_path / "wav_only"
+    wav_only.mkdir()
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        (wav_only / name).write_bytes((data / name).read_bytes())
+    on_the_fly = FeatureSource(wav_only, features)
+    assert not on_the_fly.use_feats
+    crops = CropDataset(data, DataSection(crop_seconds=0.3, min_seconds=0.1), 10.0, 0, feat_dim=80)
+    for i, utt in enumerate(crops.utts):
+        a, b = stored(utt), on_the_fly(utt)
+        np.testing.assert_array_equal(a, b)
+        crop = crops.load_crop(i, np.random.default_rng(0), augment=False)
+        # the training crop is a mean-normalised window of the same features
+        assert any(np.allclose(apply_cmn(a[s:s + crop.shape[0]]), crop, atol=1e-5)
+                   for s in range(a.shape[0] - crop.shape[0] + 1)), utt
