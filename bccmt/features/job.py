@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import numpy as np
 
@@ -53,8 +53,6 @@ def dump_fbank(
     Dither is seeded with ``utt_seed(utt)``: the same utterance gets the same features in any job.
     Returns {"done", "skipped", "audio_seconds", "elapsed_seconds", "rtf_inverse"}.
     """
-    import kaldiio
-
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got '{on_error}'")
     wavs = read_kv(wav_scp)
@@ -67,35 +65,11 @@ def dump_fbank(
             os.unlink(p)
     log.info("%s: %d utterances -> %s.{ark,scp}; config %s", wav_scp, len(wavs), prefix,
              cfg.to_dict())
-    scp_lines: List[str] = []
-    frames_lines: List[str] = []
-    skipped: List[Tuple[str, str]] = []
-    audio_s = 0.0
     t0 = time.time()
     try:
-        with open(tmp[".ark"], "wb") as ark:
-            for i, (utt, spec) in enumerate(wavs.items(), 1):
-                try:
-                    wave = read_audio(spec, expected_rate=cfg.sample_rate,
-                                      min_samples=cfg.frame_length)
-                    feats = compute_fbank(wave, cfg, seed=utt_seed(utt))
-                except (AudioError, ValueError) as e:
-                    if on_error == "fail":
-                        raise FbankJobError(f"utterance {utt} ({spec}): {e}") from None
-                    log.warning("skipping utterance %s (%s): %s", utt, spec, e)
-                    skipped.append((utt, " ".join(str(e).split())))
-                    continue
-                offset = ark.tell() + len(utt.encode("utf-8")) + 1
-                kaldiio.save_ark(ark, {utt: feats.astype(np.float32, copy=False)})
-                scp_lines.append(f"{utt} {final['.ark']}:{offset}\n")
-                frames_lines.append(f"{utt} {feats.shape[0]}\n")
-                audio_s += len(wave) / cfg.sample_rate
-                if progress_every and i % progress_every == 0:
-                    el = time.time() - t0
-                    log.info("processed %d/%d utterances, %.1f s of audio in %.1f s (%.1fx real time)",
-                             i, len(wavs), audio_s, el, audio_s / max(el, 1e-9))
-        for suffix, lines in ((".scp", scp_lines), (".utt2num_frames", frames_lines),
-                              (".skipped", [f"{u} {r}\n" for u, r in skipped])):
+        out = _write_ark(wavs, cfg, tmp[".ark"], final[".ark"], on_error, progress_every)
+        for suffix, lines in ((".scp", out["scp"]), (".utt2num_frames", out["frames"]),
+                              (".skipped", [f"{u} {r}\n" for u, r in out["skipped"]])):
             with open(tmp[suffix], "w", encoding="utf-8") as f:
                 f.writelines(lines)
         _write_yaml(tmp[".yaml"], cfg)
@@ -106,13 +80,48 @@ def dump_fbank(
             if os.path.exists(p):
                 os.unlink(p)
         raise
-    el = time.time() - t0
-    stats = {"done": len(scp_lines), "skipped": len(skipped), "audio_seconds": audio_s,
-             "elapsed_seconds": el, "rtf_inverse": audio_s / max(el, 1e-9)}
+    return _summary(out, time.time() - t0, final[".skipped"])
+
+
+def _write_ark(wavs: Dict[str, str], cfg: FbankConfig, ark_path: str, final_ark: str,
+               on_error: str, progress_every: int) -> Dict:
+    """Writes the features into ark_path; returns the scp and utt2num_frames lines (pointing at
+    final_ark), the skipped (utt, reason) pairs and the seconds of audio done."""
+    import kaldiio
+
+    out: Dict = {"scp": [], "frames": [], "skipped": [], "audio_s": 0.0}
+    t0 = time.time()
+    with open(ark_path, "wb") as ark:
+        for i, (utt, spec) in enumerate(wavs.items(), 1):
+            try:
+                wave = read_audio(spec, expected_rate=cfg.sample_rate, min_samples=cfg.frame_length)
+                feats = compute_fbank(wave, cfg, seed=utt_seed(utt))
+            except (AudioError, ValueError) as e:
+                if on_error == "fail":
+                    raise FbankJobError(f"utterance {utt} ({spec}): {e}") from None
+                log.warning("skipping utterance %s (%s): %s", utt, spec, e)
+                out["skipped"].append((utt, " ".join(str(e).split())))
+                continue
+            offset = ark.tell() + len(utt.encode("utf-8")) + 1
+            kaldiio.save_ark(ark, {utt: feats.astype(np.float32, copy=False)})
+            out["scp"].append(f"{utt} {final_ark}:{offset}\n")
+            out["frames"].append(f"{utt} {feats.shape[0]}\n")
+            out["audio_s"] += len(wave) / cfg.sample_rate
+            if progress_every and i % progress_every == 0:
+                el = time.time() - t0
+                log.info("processed %d/%d utterances, %.1f s of audio in %.1f s (%.1fx real time)",
+                         i, len(wavs), out["audio_s"], el, out["audio_s"] / max(el, 1e-9))
+    return out
+
+
+def _summary(out: Dict, elapsed: float, skipped_file: str) -> Dict[str, float]:
+    audio_s, skipped = out["audio_s"], out["skipped"]
+    stats = {"done": len(out["scp"]), "skipped": len(skipped), "audio_seconds": audio_s,
+             "elapsed_seconds": elapsed, "rtf_inverse": audio_s / max(elapsed, 1e-9)}
     log.info("done: %d utterances written, %d skipped; %.1f s of audio in %.1f s (%.1fx real time)",
-             stats["done"], stats["skipped"], audio_s, el, stats["rtf_inverse"])
+             stats["done"], stats["skipped"], audio_s, elapsed, stats["rtf_inverse"])
     if skipped:
-        log.warning("skipped utterances (also in %s): %s", final[".skipped"],
+        log.warning("skipped utterances (also in %s): %s", skipped_file,
                     "; ".join(f"{u}: {r}" for u, r in skipped[:20]) +
                     (f"; ... {len(skipped) - 20} more" if len(skipped) > 20 else ""))
     return stats
