@@ -1,7 +1,8 @@
 """The exp-dir contract: what a trained model directory holds and how a model is loaded from it.
 
     <exp>/config.yaml          the resolved training config (every section, defaults filled in)
-                               plus ``features``, a copy of the training data's fbank.yaml
+                               plus ``features``, a copy of the training data's fbank.yaml, and
+                               ``config_file``, the recipe config it came from
     <exp>/models/epoch_N.pt    training checkpoints (model, head, optimiser, RNG, history)
     <exp>/models/final.pt      the model used downstream: the average of the last
                                ``train.avg_last`` epochs, with its classifier head and spk2idx
@@ -31,12 +32,14 @@ class CheckpointError(RuntimeError):
     """A missing or unusable checkpoint; the message names the file."""
 
 
-def save_resolved(config: Dict[str, Any], features: Dict[str, Any], path: Union[str, Path]) -> None:
+def save_resolved(config: Dict[str, Any], features: Dict[str, Any], path: Union[str, Path],
+                  config_file: Optional[str] = None) -> None:
     """Writes <exp>/config.yaml: the resolved config (``TrainConfig.to_dict()``) plus ``features``
-    (atomically)."""
+    and, when known, ``config_file``, the recipe config it was resolved from (atomically)."""
     from bccmt.io import atomic_write
 
-    d = dict(config)
+    d = {"config_file": str(config_file)} if config_file else {}
+    d.update(config)
     d["features"] = dict(features)
     with atomic_write(path, encoding="utf-8") as f:
         yaml.safe_dump(d, f, sort_keys=False, default_flow_style=None)

@@ -3,9 +3,8 @@ bccmt.bin.report).
 
 One row per model x backend x trial list, from exp/<model>/scores/*.result: model, parameters and
 FLOPs for 1 s of input (bccmt.models.profile), backend, trial list, EER %, minDCF(0.01),
-minDCF(0.001), the training config name (config.yaml ``config_name``/``config_file`` or the
-``--config`` of the command line in train.log) and seed (config.yaml), plus the git
-commit and the date for the whole table. The DET figure has one panel per backend and one curve per
+minDCF(0.001), the training config name (config.yaml ``config_file``, which training records) and
+seed (config.yaml), plus the git commit and the date for the whole table. The DET figure has one panel per backend and one curve per
 model and trial list (default <out stem>_det.png).
 """
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -43,27 +41,12 @@ def _find(d: Any, names) -> Optional[Any]:
     return None
 
 
-def _config_from_log(log: Path) -> Optional[str]:
-    """The --config value of the first training command line found in exp/X/train.log."""
-    if not log.is_file():
-        return None
-    with open(log, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = re.search(r"--config[= ](\S+)", line)
-            if m:
-                return m.group(1)
-    return None
-
-
 def model_info(exp: Path, with_flops: bool = True) -> Dict[str, Any]:
     """name, params, flops, config, seed of one exp dir (missing pieces become 'n/a')."""
     cfg_path = exp / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
     info: Dict[str, Any] = {"exp": exp.name, "params": None, "flops": None,
-                            "config": _find(cfg, ("config_name", "config_file", "config")),
-                            "seed": _find(cfg, ("seed",))}
-    if info["config"] is None:  # the resolved config does not name its source: ask the log
-        info["config"] = _config_from_log(exp / "train.log")
+                            "config": cfg.get("config_file"), "seed": _find(cfg, ("seed",))}
     if isinstance(info["config"], str):
         info["config"] = Path(info["config"]).name
     if not (exp / "models" / "final.pt").is_file():

@@ -46,6 +46,7 @@ def test_quick_recipe_end_to_end(quick_recipe):
             rows = [r for r in results.splitlines() if model in r and backend in r]
             assert rows, f"no RESULTS.md row for {model} / {backend}"
             assert re.search(r"\|\s*\d+\.\d+\s*\|", rows[0]), rows[0]
+            assert f"| {model}.yaml |" in rows[0], rows[0]  # the config training recorded
     # a rerun of the last stages is safe and gives the same report body
     proc2 = subprocess.run(
         ["bash", "run.sh", "--quick", "true", "--stage", "5", "--stop-stage", "6"], cwd=recipe,

@@ -113,10 +113,10 @@ def test_report_table_and_det(recipe):
     cwd, exp, trials, lines = recipe
     assert _run(cwd, "--backends", "cosine plda", "exp/m", "data/vox1/trials/tiny_O.kaldi"
                 ).returncode == 0
-    (exp / "config.yaml").write_text("model: {name: bccmt_tiny, args: {}}\nfeatures: {}\n"
-                                     "train: {seed: 42}\n")
-    (exp / "train.log").write_text("2026-01-01 INFO python -m bccmt.bin.train --config "
-                                   "conf/tiny.yaml --exp-dir exp/m\n")
+    from bccmt.exp import save_resolved  # what training writes
+
+    save_resolved({"model": {"name": "bccmt_tiny", "args": {}}, "train": {"seed": 42}}, {},
+                  exp / "config.yaml", config_file="conf/tiny.yaml")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "bccmt.bin.report", "--exps", "exp/m", "--out",
                         "RESULTS.md", "--no-flops"], cwd=cwd, env=env, capture_output=True,

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
 
     try:
         result = run_training(cfg, args.train_data, args.exp_dir, args.teacher_exp, args.init_from,
-                              args.device)
+                              args.device, config_file=args.config)
     except (TrainError, DataError, CheckpointError, TeacherCheckError, ConfigError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -62,24 +62,25 @@ def _features(train_data: Path) -> Dict[str, Any]:
 
 
 def run_training(cfg: TrainConfig, train_data, exp_dir, teacher_exp=None, init_from=None,
-                 device: str = "auto") -> Dict[str, Any]:
-    """Trains (or resumes) into exp_dir; returns {"history": [per-epoch stats], "final": path}."""
+                 device: str = "auto", config_file=None) -> Dict[str, Any]:
+    """Trains (or resumes) into exp_dir; returns {"history": [per-epoch stats], "final": path}.
+    ``config_file``: the recipe config cfg came from, recorded in <exp_dir>/config.yaml."""
     train_data, exp_dir = Path(train_data), Path(exp_dir)
     info = dist_util.setup(device)
     try:
-        return _run(cfg, train_data, exp_dir, teacher_exp, init_from, info)
+        return _run(cfg, train_data, exp_dir, teacher_exp, init_from, info, config_file)
     finally:
         dist_util.cleanup(info)
 
 
-def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, Any]:
+def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info, config_file=None) -> Dict[str, Any]:
     torch.set_num_threads(_num_threads(cfg.train.num_threads, info.local_world_size))
     if (cfg.kd.enabled or cfg.kd.monitor_utts > 0) != (teacher_exp is not None):
         raise TrainError("kd.enabled: true or kd.monitor_utts > 0 (the map-KL monitor) needs "
                          "--teacher-exp, and --teacher-exp needs one of them")
     done = ckpt.epoch_checkpoints(exp_dir / "models")
     state = ckpt.load_state(done[-1][1]) if done else None
-    run = _build(cfg, train_data, exp_dir, info, state)
+    run = _build(cfg, train_data, exp_dir, info, state, config_file)
     if state is not None:
         _restore(run, state, done[-1][1], init_from)
     elif init_from:
@@ -91,7 +92,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info) -> Dict[str, An
     return _fit(run)
 
 
-def _build(cfg, train_data, exp_dir, info, state) -> Run:
+def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
     """The run's config.yaml, data, model, head, optimiser and schedule, before any resume."""
     t = cfg.train
     features = _features(train_data)
@@ -99,7 +100,7 @@ def _build(cfg, train_data, exp_dir, info, state) -> Run:
     resolved = {**cfg.to_dict(), "features": features}
     if info.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved(cfg.to_dict(), features, exp_dir / "config.yaml")
+        save_resolved(cfg.to_dict(), features, exp_dir / "config.yaml", config_file)
     log.info("resolved config: %s", resolved)
     log.info("torch threads %d, device %s, world size %d", torch.get_num_threads(), info.device,
              info.world_size)
