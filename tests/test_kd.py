@@ -174,3 +174,20 @@ def test_model_input_size_is_checked_against_the_features(tmp_path, standin):
     (d / "fbank.yaml").write_text(yaml.safe_dump({**fbank, "num_mel_bins": 40}))
     with pytest.raises(ConfigError, match=r"fbank.yaml: the model takes 80 fbank bins"):
         run_training(small_config(), d, tmp_path / "other", device="cpu")
+
+
+def test_layer_pairs_are_checked():
+    from bccmt.kd.teacher import default_pairs
+
+    torch.manual_seed(0)
+    student = StandInNet(StandInConfig(channels=8, heads=(1, 2), embedding_dim=6))  # 2 maps
+    teacher = freeze(StandInNet(StandInConfig(heads=(2, 4, 4), reduction=(4, 2, 2))))  # 3 maps
+    with pytest.raises(TeacherCheckError, match=r"kd_layers \[0, 1\] and teacher kd_layers "
+                                                r"\[0, 1, 2\] differ in length"):
+        default_pairs(student, teacher, None)
+    assert default_pairs(student, teacher, [[0, 0], [1, 2]]) == [(0, 0), (1, 2)]
+    cfg = small_config(kd={"enabled": True}).kd
+    Distiller(teacher, [(0, 0), (1, 2)], cfg).check_maps(student, 40, 80, "cpu")  # valid pairs
+    for bad in ([(0, 0), (2, 2)], [(0, 3)], [(-1, 0)]):
+        with pytest.raises(TeacherCheckError, match="out of range: student has 2 maps, teacher 3"):
+            Distiller(teacher, bad, cfg).check_maps(student, 40, 80, "cpu")
