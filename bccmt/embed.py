@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 
+from bccmt.features import apply_floor
 from bccmt.inputs import model_inputs
 from bccmt.io.tables import read_kv
 from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
@@ -117,8 +118,6 @@ class FeatureSource:
         if feats.ndim != 2 or feats.shape[1] != self.cfg.num_mel_bins or feats.shape[0] == 0:
             raise ExtractError(f"{self.data_dir}: features of '{utt}' have shape {feats.shape}, "
                                f"expected (T>0, {self.cfg.num_mel_bins})")
-        from bccmt.features import apply_floor
-
         return apply_floor(feats, self.floor)
 
 

@@ -78,7 +78,7 @@ def build_metadata(exp_dir: Path, model, exp_cfg: Dict, cfg: ExportConfig) -> Di
             "features": features,
             # per-bin log-Mel floor applied after the fbank (digital silence; see
             # bccmt.features.silence_floor), null for a model trained without dither
-            "silence_floor": None if floor is None else [round(float(v), 6) for v in floor],
+            "silence_floor": None if floor is None else [float(v) for v in floor],  # exact
             "inputs": md.inputs_section(exp_dir, model.min_frames, eval_set),
             "files": {}, "default_onnx": None, "scoring": scoring, "parity": {}}
 
