@@ -179,16 +179,13 @@ def _equal_length_batches(inputs: List[Tuple[int, np.ndarray]], batch_frames: in
         yield batch
 
 
-def split_for_job(utts: Sequence[str], job: int, num_jobs: int) -> List[str]:
-    """Contiguous near-equal part ``job`` (1-based) of the sorted utterance list."""
-    if not 1 <= job <= num_jobs:
-        raise ExtractError(f"job {job} out of range 1..{num_jobs}")
-    return [str(u) for u in np.array_split(np.asarray(utts, dtype=object), num_jobs)[job - 1]]
-
-
-def extract_job(exp_dir, data_dir, out_dir, job: int = 1, num_jobs: int = 1,
+def extract_job(exp_dir, data_dir, out_dir, utts: Sequence[str] = None, part: int = None,
                 cfg: ExtractConfig = ExtractConfig()) -> Tuple[Path, Path, int]:
-    """Embeds this job's utterances into out_dir/xvector[.JOB].{ark,scp}; returns (ark, scp, n)."""
+    """Embeds utts (default: every utterance of data_dir) into out_dir/xvector[.part].{ark,scp}.
+
+    Returns (ark, scp, n). One job of local/extract_embeddings.sh embeds one part of the list
+    that ``utterances`` gives; merge_jobs joins the parts.
+    """
     from bccmt.config import ConfigError
     from bccmt.exp import CheckpointError, load_embedding_model
 
@@ -197,12 +194,17 @@ def extract_job(exp_dir, data_dir, out_dir, job: int = 1, num_jobs: int = 1,
     except (CheckpointError, ConfigError) as e:
         raise ExtractError(str(e)) from None
     source = FeatureSource(data_dir, exp_cfg["features"])
-    utts = split_for_job(source.utterances(), job, num_jobs)
-    name = "xvector" if num_jobs == 1 else f"xvector.{job}"
+    if utts is None:
+        utts = source.utterances()
+    unknown = [u for u in utts if u not in source.table]
+    if unknown:
+        raise ExtractError(f"{len(unknown)} utterances not in {source.table_file}, "
+                           f"e.g. {unknown[:3]}")
+    name = "xvector" if part is None else f"xvector.{part}"
     out_dir = Path(out_dir)
     ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
-    logger.info("job %d/%d: %d utterances of %s -> %s", job, num_jobs, len(utts), data_dir, scp)
-    n = write_vectors(ark, scp, embed_utterances(model, utts, source, cfg))
+    logger.info("%d utterances of %s -> %s", len(utts), data_dir, scp)
+    n = write_vectors(ark, scp, embed_utterances(model, list(utts), source, cfg))
     return ark, scp, n
 
 

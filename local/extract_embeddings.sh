@@ -35,15 +35,43 @@ done
   exit 1
 }
 
-opts=()
-[ "$spk_mean" = true ] && opts+=(--spk-mean)
-python -m bccmt.bin.extract_embeddings --exp-dir "$exp_dir" --data "$data" --out "$out" \
-  --nj "$nj" --cmd "$cmd" --max-chunk-frames "$max_chunk_frames" \
-  --length-quantum "$length_quantum" --device "$device" "${opts[@]}"
+opts=(--max-chunk-frames "$max_chunk_frames" --length-quantum "$length_quantum" --device "$device")
+run_tool() { python -m bccmt.bin.extract_embeddings --exp-dir "$exp_dir" --data "$data" "$@"; }
 
-# grep -c exits 1 on a count of 0, which set -e would turn into a silent exit: || true
-n_utt=$(grep -c . "$data/utt2spk" || true)
+# split -> $cmd JOB -> merge -> count. The tool lists the utterances (those of the feature table
+# extraction reads: feats.scp, or wav.scp where features are recomputed) so that the count below
+# checks against the same list.
+mkdir -p "$out/log" "$out/split"
+rm -f "$out"/xvector.[0-9]*.{ark,scp} "$out"/split/utts*
+run_tool --list-utts > "$out/split/utts" || {
+  echo "$0: cannot list the utterances of $data for $exp_dir (see above)" >&2
+  exit 1
+}
+n_utt=$(wc -l < "$out/split/utts")
+[ "$n_utt" -gt 0 ] || { echo "$0: no utterances to embed in $data" >&2; exit 1; }
+if [ "$nj" -gt "$n_utt" ]; then
+  echo "$0: only $n_utt utterances: using $n_utt jobs instead of $nj" >&2
+  nj=$n_utt
+fi
+parts=()
+for n in $(seq "$nj"); do parts+=("$out/split/utts.$n"); done
+split_scp.py "$out/split/utts" "${parts[@]}"
+
+eval "cmd_arr=($cmd)"  # cmd may hold quoted options, e.g. run.py --slurm-opts '-p cpu'
+if ! "${cmd_arr[@]}" JOB=1:"$nj" "$out/log/extract.JOB.log" \
+    python -m bccmt.bin.extract_embeddings --exp-dir "$exp_dir" --data "$data" --out "$out" \
+      --utt-list "$out/split/utts.JOB" --part JOB "${opts[@]}"; then
+  echo "$0: extraction failed for $data; see $out/log/extract.*.log" >&2
+  exit 1
+fi
+
+[ "$spk_mean" = true ] && opts+=(--spk-mean)
+run_tool --out "$out" --merge "$nj" "${opts[@]}" || {
+  echo "$0: cannot merge the $nj parts in $out (see above)" >&2
+  exit 1
+}
+
 [ -f "$out/xvector.scp" ] || { echo "$0: no $out/xvector.scp after extraction" >&2; exit 1; }
-n_emb=$(grep -c . "$out/xvector.scp" || true)
+n_emb=$(wc -l < "$out/xvector.scp")
 [ "$n_utt" -eq "$n_emb" ] || { echo "$0: $n_emb embeddings for $n_utt utterances" >&2; exit 1; }
 echo "$0: $n_emb embeddings in $out/xvector.scp" >&2

@@ -185,3 +185,31 @@ def test_missing_model_is_a_clear_error(tmp_path):
     (exp / "models" / "final.pt").unlink()
     with pytest.raises(ExtractError, match="final.pt: no such file"):
         extract_job(exp, data, tmp_path / "out")
+
+
+def test_job_steps_name_bad_input(exp, tmp_path):
+    """The one-job and merge steps of the wrapper: a bad list names file and line, an utterance
+    the data dir lacks is named, a missing part is named, and nothing is left half-merged."""
+    from bccmt.bin.extract_embeddings import main
+
+    data, utts = make_data(tmp_path / "data", [60, 61])
+    out = tmp_path / "emb"
+    out.mkdir()
+    bad = tmp_path / "utts.1"
+    bad.write_text(f"{sorted(utts)[0]}\nx y\n")
+    with pytest.raises(ExtractError, match=r"utts.1:2: expected one utterance id"):
+        from bccmt.bin.extract_embeddings import _read_utt_list
+        _read_utt_list(bad)
+    assert main(["--exp-dir", str(exp), "--data", str(data), "--out", str(out),
+                 "--utt-list", str(bad), "--part", "1"]) == 1
+    bad.write_text("id99999/none/00000\n")
+    with pytest.raises(ExtractError, match="1 utterances not in .*feats.scp.*id99999"):
+        extract_job(exp, data, out, ["id99999/none/00000"], 1)
+    good = tmp_path / "utts.good"
+    good.write_text(sorted(utts)[0] + "\n")
+    assert main(["--exp-dir", str(exp), "--data", str(data), "--out", str(out),
+                 "--utt-list", str(good), "--part", "1"]) == 0
+    assert (out / "xvector.1.scp").is_file()
+    assert main(["--exp-dir", str(exp), "--data", str(data), "--out", str(out),
+                 "--merge", "2"]) == 1  # part 2 missing
+    assert (out / "xvector.1.scp").is_file() and not (out / "xvector.scp").exists()

@@ -1,6 +1,6 @@
 """Stage 7: batch-1 CPU latency of exported models beside PyTorch and ECAPA-TDNN (same run).
 
-  python -m bccmt.bin.benchmark_export --exps "exp/bccmt_tiny_kd exp/bccmt_tiny exp/bccmt_base" \
+  python -m bccmt.bin.benchmark_export --exps exp/bccmt_tiny_kd exp/bccmt_tiny exp/bccmt_base \
       --out exp/export_latency.md [--results RESULTS.md] [--quick]
 
 For every exp: its PyTorch model (exp/<m>/models/final.pt), its ONNX fp32 and (if exported) int8
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                    help="smoke test: 1 and 10 s, 1 thread, 1 sweep, median of 3 after 1 warm-up")
     a = p.parse_args(argv)
     setup_logging()
-    exps = [Path(e) for e in a.exps.split()]
+    exps = [Path(e) for e in a.exps]
     cfg = (LatencyConfig(seconds=(1.0, 10.0), threads=(1,), sweeps=1, runs=3, warmup=1)
            if a.quick else LatencyConfig())
     load_before = machine()

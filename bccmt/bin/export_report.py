@@ -1,6 +1,6 @@
 """Stage 7: the exported models' accuracy beside PyTorch, and the int8-as-default decision.
 
-  python -m bccmt.bin.export_report --exps "exp/bccmt_base exp/bccmt_tiny_kd" \
+  python -m bccmt.bin.export_report --exps exp/bccmt_base exp/bccmt_tiny_kd \
       --out exp/export_accuracy.md [--latency exp/export_latency.json] [--results RESULTS.md]
 
 Reads exp/<m>/scores/*.result (stage 5, PyTorch) and exp/<m>/export_eval/{fp32,int8}/scores/
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
                    help="benchmark_export's JSON: int8 must also be faster to be the default")
     a = p.parse_args(argv)
     setup_logging()
-    exps = [Path(e) for e in a.exps.split()]
+    exps = [Path(e) for e in a.exps]
     latency = json.loads(Path(a.latency).read_text()) if a.latency else None
     rows, decisions = [], []
     try:

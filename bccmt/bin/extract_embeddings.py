@@ -1,23 +1,24 @@
 """Stage 4: embeddings for every utterance of a data dir -> <out>/xvector.{ark,scp}.
 
   python -m bccmt.bin.extract_embeddings --exp-dir exp/bccmt_tiny --data data/vox1 \\
-      --out exp/bccmt_tiny/embeddings/vox1 [--nj 4] [--cmd "run.py"] [--spk-mean]
+      --out exp/bccmt_tiny/embeddings/vox1 [--spk-mean]
 
-With --nj N > 1 the utterances are split into N sorted contiguous parts run as N jobs through the
-job runner (--cmd, default $cmd or run.py; logs in <out>/log/extract.JOB.log); the parts are then
-merged into one sorted xvector.{ark,scp}. The output is checked to hold exactly one embedding per
-utterance, and the data dir's utt2spk is copied beside it. --spk-mean also writes the per-speaker
-means spk_xvector.{ark,scp} (the AS-norm cohort).
-The policy for long/short utterances and the feature checks are described in bccmt.embed.
+embeds every utterance in this one process and finishes the dir (below). The parallel form is
+local/extract_embeddings.sh, which runs the three steps of a Kaldi job:
+  --list-utts                    print the utterances to embed (sorted), for the shell to split
+  --utt-list <part> --part JOB   one job: embed the listed utterances -> xvector.JOB.{ark,scp}
+  --merge N                      join xvector.{1..N}.* into xvector.{ark,scp} and finish the dir
+Finishing checks that there is exactly one embedding per utterance, copies the data dir's utt2spk
+beside it, writes extract.yaml and, with --spk-mean, the per-speaker means spk_xvector.{ark,scp}
+(the AS-norm cohort). The policy for long/short utterances and the feature checks are described
+in bccmt.embed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,13 +30,16 @@ from bccmt.logging_setup import setup_logging
 logger = logging.getLogger("extract_embeddings")
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--exp-dir", required=True, help="model exp dir (config.yaml, models/final.pt)")
     p.add_argument("--data", required=True, help="Kaldi data dir (feats.scp or wav.scp)")
-    p.add_argument("--out", required=True, help="output dir for xvector.{ark,scp}")
-    p.add_argument("--nj", type=int, default=1, help="number of parallel jobs")
-    p.add_argument("--cmd", default=os.environ.get("cmd", "run.py"), help="job runner command")
+    p.add_argument("--out", help="output dir for xvector.{ark,scp} (all but --list-utts)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--list-utts", action="store_true", help="print the utterances to embed")
+    mode.add_argument("--utt-list", help="one job: embed the utterances listed here (needs --part)")
+    mode.add_argument("--merge", type=int, metavar="N", help="join parts 1..N and finish the dir")
+    p.add_argument("--part", type=int, help="job number of --utt-list: writes xvector.PART.*")
     p.add_argument("--spk-mean", action="store_true", help="also write spk_xvector.{ark,scp}")
     d = ExtractConfig()
     p.add_argument("--max-chunk-frames", type=int, default=d.max_chunk_frames,
@@ -46,43 +50,58 @@ def main(argv=None) -> int:
                    help="inputs keep their central T - T %% q frames so that many share a length "
                         "and a batch (1 = every frame, batch-1 forwards)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda:0")
-    p.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # worker mode
-    p.add_argument("--num-jobs", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _read_utt_list(path) -> list:
+    utts = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 1:
+            raise ExtractError(f"{path}:{i}: expected one utterance id per line, got {line!r}")
+        utts.append(fields[0])
+    return utts
+
+
+def _finish(a, cfg: ExtractConfig) -> None:
+    scp = Path(a.out) / "xvector.scp"
+    n = check_one_per_utterance(scp, feature_source(a.exp_dir, a.data))
+    copy_utt2spk(a.data, a.out)
+    if a.spk_mean:
+        ns = speaker_means(scp, Path(a.data) / "utt2spk", a.out)
+        logger.info("wrote %d speaker means to %s", ns, Path(a.out) / "spk_xvector.scp")
+    write_extract_info(a.out, a.exp_dir, a.data, cfg, n)
+    logger.info("%s: %d embeddings, one per utterance of %s", scp, n, a.data)
+
+
+def main(argv=None) -> int:
+    p = _parser()
     a = p.parse_args(argv)
     setup_logging()
     if a.length_quantum < 1:
         p.error(f"--length-quantum must be >= 1, got {a.length_quantum}")
+    if not a.list_utts and not a.out:
+        p.error("--out is required")
+    if (a.utt_list is None) != (a.part is None):
+        p.error("--utt-list and --part go together")
+    if a.merge is not None and a.merge < 1:
+        p.error(f"--merge must be >= 1, got {a.merge}")
     cfg = ExtractConfig(max_chunk_frames=a.max_chunk_frames, batch_frames=a.batch_frames,
                         length_quantum=a.length_quantum, device=a.device)
     try:
-        if a.job is not None:
-            extract_job(a.exp_dir, a.data, a.out, a.job, a.num_jobs or 1, cfg)
+        if a.list_utts:
+            for u in feature_source(a.exp_dir, a.data).utterances():
+                print(u)
             return 0
         logger.info("%s", " ".join(shlex.quote(x) for x in sys.argv))
-        if a.nj < 1:
-            raise ExtractError(f"--nj must be >= 1, got {a.nj}")
-        if a.nj == 1:
-            extract_job(a.exp_dir, a.data, a.out, 1, 1, cfg)
+        if a.utt_list is not None:
+            extract_job(a.exp_dir, a.data, a.out, _read_utt_list(a.utt_list), a.part, cfg)
+            return 0
+        if a.merge is not None:
+            merge_jobs(a.out, a.merge)
         else:
-            log = Path(a.out) / "log" / "extract.JOB.log"
-            cmd = shlex.split(a.cmd) + [
-                f"JOB=1:{a.nj}", str(log), sys.executable, "-m", "bccmt.bin.extract_embeddings",
-                "--exp-dir", str(a.exp_dir), "--data", str(a.data), "--out", str(a.out),
-                "--max-chunk-frames", str(a.max_chunk_frames),
-                "--batch-frames", str(a.batch_frames), "--length-quantum", str(a.length_quantum),
-                "--device", a.device,
-                "--job", "JOB", "--num-jobs", str(a.nj)]
-            if subprocess.run(cmd).returncode != 0:
-                raise ExtractError(f"extraction jobs failed; see {log}")
-            merge_jobs(a.out, a.nj)
-        scp = Path(a.out) / "xvector.scp"
-        n = check_one_per_utterance(scp, feature_source(a.exp_dir, a.data))
-        copy_utt2spk(a.data, a.out)
-        if a.spk_mean:
-            ns = speaker_means(scp, Path(a.data) / "utt2spk", a.out)
-            logger.info("wrote %d speaker means to %s", ns, Path(a.out) / "spk_xvector.scp")
-        write_extract_info(a.out, a.exp_dir, a.data, cfg, n)
-        logger.info("%s: %d embeddings, one per utterance of %s", scp, n, a.data)
+            extract_job(a.exp_dir, a.data, a.out, cfg=cfg)
+        _finish(a, cfg)
     except ExtractError as e:
         logger.error("%s", e)
         return 1

@@ -1,6 +1,6 @@
 """Stage 6 entry point: the results table and the DET figure (see bccmt.report).
 
-  python -m bccmt.bin.report --exps "exp/bccmt_base exp/bccmt_tiny_kd" --out RESULTS.md
+  python -m bccmt.bin.report --exps exp/bccmt_base exp/bccmt_tiny_kd --out RESULTS.md
       [--trials-names "vox1_O_cleaned"] [--backends "cosine asnorm plda"] [--det-png det.png]
 """
 
@@ -19,7 +19,7 @@ logger = logging.getLogger("report")
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--exps", required=True, help="space-separated exp dirs")
+    p.add_argument("--exps", required=True, nargs="+", help="exp dirs")
     p.add_argument("--out", required=True, help="markdown file to write (e.g. RESULTS.md)")
     p.add_argument("--trials-names", default="", help="only these trial lists (default: all)")
     p.add_argument("--backends", default="", help="only these backends (default: all)")
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     a = p.parse_args(argv)
     setup_logging()
-    exps = [Path(e) for e in a.exps.split()]
+    exps = [Path(e) for e in a.exps]
     missing = [str(e) for e in exps if not e.is_dir()]
     if missing:
         logger.error("no such exp dir(s): %s", ", ".join(missing))

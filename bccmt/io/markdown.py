@@ -64,7 +64,7 @@ def table_tool_parser(doc: str):
 
     p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--exps", required=True, help="space-separated exp dirs (each with export/)")
+    p.add_argument("--exps", required=True, nargs="+", help="exp dirs (each with export/)")
     p.add_argument("--out", required=True, help="markdown file for the table")
     p.add_argument("--results", default=None, help="RESULTS.md to put the table into (a block)")
     return p

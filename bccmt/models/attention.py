@@ -76,26 +76,39 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
     return torch.matmul(attn, v), attn
 
 
-class TemporalMHSA(nn.Module):
-    """Pre-norm temporal MHSA, grouped-conv K/V reduction; x (B,C,F,T) -> x + broadcast(attn)."""
+class ReducedKVAttention(nn.Module):
+    """What both MHSA variants share: pre-norm, Q, a strided K/V reduction (``make_reduce()``,
+    built only for reduction > 1) with its LayerNorm, the KV and output projections. Subclasses
+    add their position bias and forward; the creation order fixes the parameter initialisation."""
 
-    def __init__(self, dim: int, heads: int, reduction: int, kv_groups: Optional[int] = None,
-                 max_distance: int = 64):
+    def __init__(self, dim: int, heads: int, reduction: int, make_reduce):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"TemporalMHSA: dim {dim} is not divisible by heads {heads}")
-        groups = heads if kv_groups is None else kv_groups
-        if dim % groups:
-            raise ValueError(f"TemporalMHSA: dim {dim} is not divisible by kv_groups {groups}")
+            raise ValueError(f"{type(self).__name__}: dim {dim} is not divisible by heads {heads}")
         self.heads = heads
         self.reduction = reduction
         self.norm = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim)
         if reduction > 1:
-            self.reduce = nn.Conv1d(dim, dim, reduction, stride=reduction, groups=groups)
+            self.reduce = make_reduce()
             self.reduce_norm = nn.LayerNorm(dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
+
+
+class TemporalMHSA(ReducedKVAttention):
+    """Pre-norm temporal MHSA, grouped-conv K/V reduction; x (B,C,F,T) -> x + broadcast(attn)."""
+
+    def __init__(self, dim: int, heads: int, reduction: int, kv_groups: Optional[int] = None,
+                 max_distance: int = 64):
+        groups = heads if kv_groups is None else kv_groups
+
+        def make_reduce():
+            if dim % groups:
+                raise ValueError(f"TemporalMHSA: dim {dim} is not divisible by kv_groups {groups}")
+            return nn.Conv1d(dim, dim, reduction, stride=reduction, groups=groups)
+
+        super().__init__(dim, heads, reduction, make_reduce)
         self.rel_bias = RelativePositionBias(heads, max_distance)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

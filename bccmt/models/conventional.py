@@ -15,26 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bccmt.models.attention import RelativePositionBias, attend
+from bccmt.models.attention import ReducedKVAttention, RelativePositionBias, attend
 
 
-class FreqTimeMHSA(nn.Module):
+class FreqTimeMHSA(ReducedKVAttention):
     """Pre-norm 2-D MHSA with depthwise K/V reduction; x (B, C, F, T) -> x + attn(x)."""
 
     def __init__(self, dim: int, heads: int, reduction: int, freq_bins: int,
                  max_distance: int = 64):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"FreqTimeMHSA: dim {dim} is not divisible by heads {heads}")
-        self.heads = heads
-        self.reduction = reduction
-        self.norm = nn.LayerNorm(dim)
-        self.q = nn.Linear(dim, dim)
-        if reduction > 1:
-            self.reduce = nn.Conv2d(dim, dim, reduction, stride=reduction, groups=dim)
-            self.reduce_norm = nn.LayerNorm(dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        super().__init__(dim, heads, reduction,
+                         lambda: nn.Conv2d(dim, dim, reduction, stride=reduction, groups=dim))
         self.time_bias = RelativePositionBias(heads, max_distance)
         self.freq_bias = RelativePositionBias(heads, max(freq_bins - 1, 1))
 

@@ -81,6 +81,8 @@ teacher=bccmt_base
 students="bccmt_tiny_kd bccmt_tiny"
 models="$teacher $students"
 [ "$with_ecapa" = true ] && models="$models ecapa_tdnn"
+model_exps=()
+for m in $models; do model_exps+=("$exp/$m"); done
 train_set=vox2_dev
 eval_set=vox1
 
@@ -122,7 +124,16 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/utt2num_frames > $data/$train_set/utt2num_frames
   cp $data/${train_set}_aug/fbank.yaml $data/$train_set/fbank.yaml
   fix_data_dir.py $data/$train_set   # drops clean utterances whose features were skipped
-  for d in ${train_set}_aug $train_set $eval_set; do validate_data_dir.py --need-feats $data/$d; done
+  if [ $backend_set != $train_set ]; then
+    if [ -z "$backend_utts" ] && [ "$use_mini" = true ]; then
+      backend_utts=$(( $(wc -l < $data/$train_set/utt2spk) / 2 ))  # saves CPU time for training
+    fi
+    log 1 "backend set: $backend_utts random utterances of $data/$train_set -> $data/$backend_set"
+    subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
+  fi
+  for d in ${train_set}_aug $train_set $backend_set $eval_set; do
+    validate_data_dir.py --need-feats $data/$d
+  done
 fi
 
 # Quick mode shortens the schedules with overrides instead of second copies of the configs.
@@ -184,13 +195,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  if [ -z "$backend_utts" ] && [ "$use_mini" = true ]; then
-    backend_utts=$(( $(wc -l < $data/$train_set/utt2spk) / 2 ))  # saves CPU time for training
-  fi
-  if [ $backend_set != $train_set ]; then
-    log 4 "backend set: $backend_utts random utterances of $data/$train_set -> $data/$backend_set"
-    subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
-  fi
+  validate_data_dir.py --need-feats $data/$backend_set  # made in stage 1
   for m in $models; do
     for d in $backend_set $eval_set; do
       log 4 "embeddings: $exp/$m on $data/$d -> $exp/$m/embeddings/$d"
@@ -210,7 +215,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log 6 "report -> $work/RESULTS.md"
-  python -m bccmt.bin.report --exps "$(for m in $models; do printf '%s ' $exp/$m; done)" --out $work/RESULTS.md
+  python -m bccmt.bin.report --exps "${model_exps[@]}" --out $work/RESULTS.md
 fi
 
 newer() {  # <file> <other>...: true if <file> exists and is newer than every <other>
@@ -222,9 +227,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   trials=$(ls $data/$eval_set/trials/*.kaldi)
   export_opts=(--int8 --int8-method $int8_method)
   [ $int8_method = static ] && export_opts+=(--calib-feats $data/$train_set/feats.scp)
-  exps=""
   for m in $models; do
-    exps="$exps $exp/$m"
     meta=$exp/$m/export/metadata.json
     if newer $meta $exp/$m/models/final.pt $exp/$m/scores/*.cosine.result; then
       log 7 "$exp/$m/export is newer than its model and results: kept"
@@ -249,10 +252,10 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     done
   done
   log 7 "latency (batch 1; meaningful on an idle machine) -> $exp/export_latency.md, $work/RESULTS.md"
-  python -m bccmt.bin.benchmark_export --exps "$exps" --out $exp/export_latency.md \
+  python -m bccmt.bin.benchmark_export --exps "${model_exps[@]}" --out $exp/export_latency.md \
     --results $work/RESULTS.md $( [ "$latency_quick" = true ] && echo --quick )
   log 7 "accuracy of the exported models; int8 is the default only within 0.2 EER points and faster"
-  python -m bccmt.bin.export_report --exps "$exps" --out $exp/export_accuracy.md \
+  python -m bccmt.bin.export_report --exps "${model_exps[@]}" --out $exp/export_accuracy.md \
     --latency $exp/export_latency.json --results $work/RESULTS.md
 fi
 
