@@ -31,9 +31,10 @@
 # Ablations (3 paired seeds each, added to the same study: seeds 1-3 of plain and kd are reused):
 #   local/kd_study.sh --num-seeds 3 --arms conf/kd_study_ablations.txt exp/bccmt_base \
 #     data/vox2_dev_aug data/vox2_dev_backend data/vox1 exp/kd_study
-#   The teacher_mid arm needs exp/bccmt_base/models/epoch_10.pt, i.e. a teacher trained with
-#   --set train.keep_every=5 (or train.keep_last >= its epochs); without it the study stops at
-#   once, naming the checkpoints that were kept.
+#   The teacher_mid arm needs exp/bccmt_base/models/epoch_30.pt, i.e. a teacher trained with
+#   train.keep_every 10 (conf/bccmt_base.yaml) or 5, or keep_last >= its epochs; without it the
+#   study stops at once, naming the checkpoints that were kept. A teacher checkpoint still at
+#   chance is refused by the KD teacher check (kd.check_p_value), and that arm's runs stay unfinished.
 # From the recipe: bash run.sh --kd-study true [--kd-study-opts "--num-seeds 3"] (after stage 6).
 #
 # Wall time (2-core CPU). Measured in quick mode (--quick true, 1-epoch students on the quick
