@@ -54,13 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_utt_list(path) -> list:
-    utts = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if len(fields) != 1:
-            raise ExtractError(f"{path}:{i}: expected one utterance id per line, got {line!r}")
-        utts.append(fields[0])
-    return utts
+    from bccmt.io.tables import TableError, read_ids
+
+    try:
+        return read_ids(path, what="utterance id")
+    except TableError as e:
+        raise ExtractError(str(e)) from None
 
 
 def _finish(a, cfg: ExtractConfig) -> None:

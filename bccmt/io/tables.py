@@ -54,6 +54,18 @@ def read_kv(path: PathLike, *, allow_empty_value: bool = False) -> Dict[str, str
     return out
 
 
+def read_ids(path: PathLike, what: str = "id") -> List[str]:
+    """One id per non-blank line; a line with another number of fields is an error naming the
+    file and line."""
+    ids = []
+    for lineno, line in _lines(path):
+        fields = line.split()
+        if len(fields) != 1:
+            raise TableError(f"{path}:{lineno}: expected one {what} per line, got {line!r}")
+        ids.append(fields[0])
+    return ids
+
+
 def read_lists(path: PathLike) -> Dict[str, List[str]]:
     """Reads ``key item1 item2 ...`` lines (spk2utt style) into a dict of lists."""
     return {k: v.split() for k, v in read_kv(path).items()}
