@@ -31,3 +31,16 @@ def test_synthetic_data_dir_is_a_valid_training_dir(tmp_path):
     fbank = Path(__file__).resolve().parents[1] / "egs" / "voxceleb" / "conf" / "fbank.yaml"
     d = make_data_dir(tmp_path / "d", fbank, speakers=3, utts=2, frames=60)
     assert find_problems(d, need_feats=True, need_wav=False) == []
+
+
+def test_crop_length_roots_pass_their_crop_to_the_training_command(tmp_path):
+    from pathlib import Path
+
+    from bccmt.train.benchmark import Root, _train_cmd, with_crop_lengths
+
+    roots = with_crop_lengths([Root("current", Path("/src"), {})], [2.0, 1.0])
+    assert [r.label for r in roots] == ["current_2s", "current_1s"]
+    cmd = _train_cmd(roots[1], "tiny_kd", tmp_path / "d", tmp_path / "e", 1, 3, 96, tmp_path / "t")
+    sets = cmd[cmd.index("--set") + 1:]
+    assert sets[-1] == "data.crop_seconds=1.0" and "train.epochs=3" in sets
+    assert cmd[cmd.index("--teacher-exp") + 1] == str(tmp_path / "t")

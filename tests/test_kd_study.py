@@ -42,11 +42,19 @@ def test_ablation_arms_file_and_every_block_pairs():
     from bccmt.models.registry import model_args
 
     arms = read_arms_file(REPO / "egs/voxceleb/conf/kd_study_ablations.txt")
-    assert {"kd", "lambda0.3", "lambda3", "lambda10", "mse", "every_block", "teacher_mid",
-            "emb"} <= set(arms)
+    assert {"kd", "lambda0.3", "lambda1", "lambda3", "lambda30", "mse", "every_block",
+            "teacher_mid", "emb", "lambda10_emb"} <= set(arms)
+    kd_conf = REPO / "egs/voxceleb/conf/bccmt_tiny_kd.yaml"
+    weight = {name: load_config(kd_conf, o).kd.weight for name, o in arms.items()}
+    for name, w in weight.items():  # a lambda arm is what its name says
+        if name.startswith("lambda"):
+            assert w == float(name[len("lambda"):].split("_")[0]), name
+    # the arms that change one other thing of the earlier default keep its lambda 1, so that they
+    # reproduce the README's ablation table now that "kd" (the config as is) has lambda 10
+    assert weight["kd"] == 10.0
+    assert all(weight[a] == 1.0 for a in ("mse", "every_block", "teacher_mid", "emb"))
     tiny, base = (BCCMTConfig(**model_args(n)) for n in ("bccmt_tiny", "bccmt_base"))
     pairs = every_block_pairs(tiny.blocks, base.blocks)
-    kd_conf = REPO / "egs/voxceleb/conf/bccmt_tiny_kd.yaml"
     layers = load_config(kd_conf, arms["every_block"]).kd.layers
     assert [tuple(p) for p in layers] == pairs
     s_shapes, t_shapes = map_shapes(tiny, 200), map_shapes(base, 200)

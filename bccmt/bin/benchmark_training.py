@@ -3,7 +3,7 @@ concurrent 1-thread processes, optionally against an older checkout in the same 
 
     python -m bccmt.bin.benchmark_training [--baseline-root ../old-checkout] \\
         [--modes 1t 2t 2x1t] [--models base tiny tiny_kd] [--epochs 3] [--crops 96] [--repeats 1] \\
-        [--work-dir exp/benchmark_training]
+        [--crop-seconds 2 1] [--work-dir exp/benchmark_training]
 
 Prints a markdown table (and writes <work-dir>/training_benchmark.md). Run it on an idle machine:
 other jobs change these figures by up to 3x. See bccmt.train.benchmark for the protocol.
@@ -13,7 +13,8 @@ import argparse
 from pathlib import Path
 
 from bccmt.logging_setup import setup_logging
-from bccmt.train.benchmark import CONFIGS, MODES, Root, cpu_model, root_env, run, table
+from bccmt.train.benchmark import (CONFIGS, MODES, Root, cpu_model, root_env, run, table,
+                                   with_crop_lengths)
 
 
 def main(argv=None) -> int:
@@ -24,6 +25,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="epochs per point (the first is warm-up)")
     p.add_argument("--crops", type=int, default=96, help="crops per epoch")
     p.add_argument("--repeats", type=int, default=1, help="whole sweeps; medians are reported")
+    p.add_argument("--crop-seconds", nargs="+", type=float,
+                   help="measure every root at each of these crop lengths (default: the configs')")
     p.add_argument("--work-dir", type=Path, default=Path("exp/benchmark_training"))
     args = p.parse_args(argv)
     if args.epochs < 2:
@@ -36,9 +39,15 @@ def main(argv=None) -> int:
         if not (base / "bccmt" / "bin" / "train.py").exists():
             p.error(f"--baseline-root {base}: no bccmt/bin/train.py there")
         roots.insert(0, Root("baseline", base, root_env(base, baseline=True)))
+    if args.crop_seconds:
+        if min(args.crop_seconds) <= 0:
+            p.error("--crop-seconds must be positive")
+        roots = with_crop_lengths(roots, args.crop_seconds)
     results = run(roots, args.modes, args.models, args.work_dir, args.epochs, args.crops,
                   args.repeats)
-    text = (f"Training throughput, crops of 2 s per second ({cpu_model()}, "
+    crops_of = (f"crops of {' / '.join(f'{c:g}' for c in args.crop_seconds)} s" if args.crop_seconds
+                else "crops of 2 s")
+    text = (f"Training throughput, {crops_of} per second ({cpu_model()}, "
             f"{args.epochs} epochs x {args.crops} crops, median of epochs 2..; "
             f"{args.repeats} repeat(s))\n\n" + table(results, args.models, args.modes))
     print(text)

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,10 +47,12 @@ class BenchmarkError(RuntimeError):
 
 @dataclass
 class Root:
-    """A code root to measure: its label, folder, and the environment it runs in."""
+    """A code root to measure: its label, folder, the environment it runs in, and extra config
+    overrides of its training command (e.g. another crop length)."""
     label: str
     path: Path
     env: Dict[str, str]
+    sets: Tuple[str, ...] = ()
 
 
 def make_data_dir(out: Path, fbank_yaml: Path, speakers: int = 40, utts: int = 4,
@@ -84,7 +86,7 @@ def _train_cmd(root: Root, model: str, data: Path, exp: Path, threads: int, epoc
     if teacher is not None:
         cmd += ["--teacher-exp", str(teacher)]
         sets += ["kd.check_utts=16", "kd.check_p_value=null"]
-    return cmd + ["--set", *sets]
+    return cmd + ["--set", *sets, *root.sets]
 
 
 def _rate(exp: Path) -> float:
@@ -131,6 +133,12 @@ def cpu_model() -> str:
     except (OSError, IndexError, AttributeError):
         import platform
         return platform.processor() or "unknown CPU"
+
+
+def with_crop_lengths(roots: Sequence[Root], seconds: Sequence[float]) -> List[Root]:
+    """Each root once per crop length (``data.crop_seconds``), labelled ``<label>_<s>s``."""
+    return [Root(f"{r.label}_{s:g}s", r.path, r.env, r.sets + (f"data.crop_seconds={s}",))
+            for r in roots for s in seconds]
 
 
 def root_env(path: Path, baseline: bool) -> Dict[str, str]:
