@@ -12,11 +12,11 @@ export LC_ALL=C
 nj=4                                # number of parallel jobs
 cmd=run.py                          # job runner (egs/voxceleb/cmd.sh sets it)
 fbank_config=conf/fbank.yaml        # FbankConfig YAML
-dither=""                           # override the config's dither, e.g. 0 for eval sets (empty: keep)
+purpose=training                    # training: the config's dither; extraction: dither 0 (eval sets)
 max_fail_fraction=0.05              # fail if more than this fraction of utterances was skipped
 on_error=skip                       # bad audio in a job: skip (and report) or fail
 usage="Usage: $0 [options] <data-dir> <log-dir> <fbank-dir>
- e.g.: $0 --nj 8 --dither 0 data/vox1 exp/make_fbank/vox1 fbank"
+ e.g.: $0 --nj 8 --purpose extraction data/vox1 exp/make_fbank/vox1 fbank"
 
 echo "$0 $*" >&2
 . "${0%/*}/../utils/parse_options.sh"
@@ -71,11 +71,9 @@ for n in $(seq "$nj"); do
 done
 split_scp.py "$data/wav.scp" "${split_scps[@]}"
 
-dither_opt=()
-[ -n "$dither" ] && dither_opt=(--dither "$dither")
 eval "cmd_arr=($cmd)"  # cmd may hold quoted options, e.g. run.py --slurm-opts '-p cpu'
 if ! "${cmd_arr[@]}" JOB=1:"$nj" "$logdir/make_fbank_$name.JOB.log" \
-    python -m bccmt.bin.compute_fbank --fbank-config "$fbank_config" "${dither_opt[@]}" \
+    python -m bccmt.bin.compute_fbank --fbank-config "$fbank_config" --purpose "$purpose" \
       --on-error "$on_error" "$logdir/wav_$name.JOB.scp" "$fbankdir/raw_fbank_$name.JOB"; then
   echo "$0: feature extraction failed for $data; see $logdir/make_fbank_$name.*.log" >&2
   exit 1
@@ -88,11 +86,13 @@ for n in $(seq "$nj"); do
       exit 1
     fi
   done
-  if ! cmp -s "$fbankdir/raw_fbank_$name.1.yaml" "$fbankdir/raw_fbank_$name.$n.yaml"; then
-    echo "$0: jobs 1 and $n used different feature configs" >&2
-    exit 1
-  fi
 done
+job_yamls=()
+for n in $(seq "$nj"); do job_yamls+=("$fbankdir/raw_fbank_$name.$n.yaml"); done
+python -m bccmt.bin.compute_fbank --same-config "${job_yamls[@]}" || {
+  echo "$0: the jobs used different feature configs (see above)" >&2
+  exit 1
+}
 
 # Merge (sorted, unique keys), writing under temp names first.
 for s in scp utt2num_frames; do

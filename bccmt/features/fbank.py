@@ -42,8 +42,8 @@ class FbankConfig:
     dither: float = 0.0  # std of Gaussian noise added, int16 units (1.0 for training sets, 0 eval)
     window_type: str = "povey"  # povey|hamming|hanning|rectangular|blackman|sine
     low_freq: float = 20.0  # Hz, lower edge of the lowest Mel filter
-    high_freq: float = 0.0  # Hz, upper edge; <= 0 means Nyquist + high_freq (0 = Nyquist)
-    snip_edges: bool = True  # True: only whole frames, T = 1 + (N - len)//shift (Kaldi default)
+    high_freq: float = -400.0  # Hz, upper edge; <= 0 means Nyquist + high_freq (-400: 7600 Hz)
+    snip_edges: bool = False  # False: T = round(N / shift), edge frames mirrored (Kaldi VoxCeleb)
     energy_floor: float = 0.0  # floor on the log energy (only matters with use_energy)
     remove_dc_offset: bool = True  # subtract each frame's mean before windowing
     preemph: float = 0.97  # pre-emphasis coefficient
@@ -187,8 +187,8 @@ def compute_fbank(
     wave: (N,) float waveform in [-1, 1] at cfg.sample_rate (as read_audio returns it).
     seed: dither seed (use ``utt_seed(utt_id)``); None derives one from the samples, so the same
       audio always gives the same features. Ignored when cfg.dither == 0.
-    Returns feats: (T, num_mel_bins) float32 log-Mel energies, T = 1 + (N - 400)//160 at the
-    defaults. Raises ValueError if the wave is not 1-D or shorter than one frame.
+    Returns feats: (T, num_mel_bins) float32 log-Mel energies, T = (N + 80) // 160 at the
+    defaults (``FbankConfig.num_frames``). Raises ValueError if the wave is not 1-D or too short to give a frame.
     """
     import kaldi_native_fbank as knf
 
@@ -199,7 +199,8 @@ def compute_fbank(
     n_frames = cfg.num_frames(len(wave))
     if n_frames <= 0:
         raise ValueError(
-            f"waveform of {len(wave)} samples is shorter than one frame ({cfg.frame_length} samples)"
+            f"waveform of {len(wave)} samples gives no fbank frame (needs "
+            f"{cfg.frame_length if cfg.snip_edges else (cfg.frame_shift + 1) // 2} samples)"
         )
     x = wave.astype(np.float32) * np.float32(WAVE_SCALE)
     if cfg.dither > 0:
@@ -226,10 +227,26 @@ FLOOR_SEED = 20260101
 _FLOOR_CACHE: Dict[tuple, np.ndarray] = {}
 
 
+PURPOSES = ("training", "extraction")
+
+
+def for_purpose(cfg: FbankConfig, purpose: str) -> FbankConfig:
+    """The one rule for dither: ``cfg`` as features for ``purpose`` are computed.
+
+    training    the config's own dither (training sets: seeded noise, see the module docstring)
+    extraction  dither 0: evaluation sets, the backend subset, stage 4, the export and the
+                ``bccmt`` command, so an utterance always gets the same embedding (and a client
+                such as sherpa-onnx, whose fbank has no dither, computes the same features)
+    stage 1 (``compute_fbank --purpose``, local/make_fbank.sh), stage 4 and the export all ask
+    here, so the decision cannot drift between them."""
+    if purpose not in PURPOSES:
+        raise FbankConfigError(f"unknown feature purpose '{purpose}'; valid: {', '.join(PURPOSES)}")
+    return cfg if purpose == "training" else dataclasses.replace(cfg, dither=0.0)
+
+
 def extraction_config(training: FbankConfig) -> FbankConfig:
-    """The one rule for features at extraction (stage 4, export, the ``bccmt`` command): the
-    training config with dither 0, so an utterance always gets the same embedding."""
-    return dataclasses.replace(training, dither=0.0)
+    """``for_purpose(training, "extraction")``."""
+    return for_purpose(training, "extraction")
 
 
 def silence_floor(training: FbankConfig) -> Optional[np.ndarray]:

@@ -113,10 +113,10 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   local/augment_data_dir.sh "${aug_opts[@]}" $data/$train_set
   combine_data_dir.py $data/${train_set}_aug $data/$train_set \
     $data/${train_set}_{reverb,noise,music,babble}
-  log 1 "fbank: $data/${train_set}_aug (training dither) and $data/$eval_set (dither 0)"
+  log 1 "fbank: $data/${train_set}_aug (for training: dithered) and $data/$eval_set (for extraction: no dither)"
   local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml \
     $data/${train_set}_aug $exp/log/make_fbank/${train_set}_aug $fbank/${train_set}_aug
-  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --dither 0 \
+  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --purpose extraction \
     $data/$eval_set $exp/log/make_fbank/$eval_set $fbank/$eval_set
   # The clean training utterances take their features from the combined set (same config).
   filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/feats.scp > $data/$train_set/feats.scp.tmp
@@ -130,6 +130,10 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     fi
     log 1 "backend set: $backend_utts random utterances of $data/$train_set -> $data/$backend_set"
     subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
+    # Its features at extraction settings, once: otherwise stage 4 recomputes them from wav (the
+    # training set's are dithered) for every model.
+    local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --purpose extraction \
+      $data/$backend_set $exp/log/make_fbank/$backend_set $fbank/$backend_set
   fi
   for d in ${train_set}_aug $train_set $backend_set $eval_set; do
     validate_data_dir.py --need-feats $data/$d
