@@ -1,32 +1,25 @@
 """Embedding extraction (stage 4): one embedding per utterance of a data dir, by an exp's model.
 
-Feature path. The model's exp dir holds the training feature config (config.yaml ``features:``);
-extraction always uses it with dither 0:
+Features. The model's exp dir holds the training feature config (config.yaml ``features``);
+extraction uses it for the purpose "extraction" (bccmt.features.for_purpose: dither 0):
 - if the data dir has feats.scp and fbank.yaml, fbank.yaml must equal the exp's features on every
-  field except dither (a mismatch is an error naming the fields); with dither 0 there the stored
-  features are used, otherwise (a training set computed with dither) features are recomputed from
-  wav.scp with dither 0;
+  field except dither (a mismatch is an error naming the fields); stored features at extraction
+  settings are used as they are, stored training features (dithered) are recomputed from wav.scp;
 - a data dir without feats.scp is featurised from wav.scp on the fly.
-The features are then floored per bin where training used dither (bccmt.features.silence_floor:
-digital silence lands inside the range training saw; frames with any signal are unchanged), and
-each input goes through bccmt.features.apply_cmn, the function the training crops use.
+Stage 1 stores the evaluation set and the backend subset at extraction settings, so stage 4 reads
+them and never recomputes.
 
-Long and short utterances (bccmt.inputs, shared with the exported models). Utterances up to ``max_chunk_frames`` (default 3000 = 30 s) are embedded
-whole. Longer ones are cut into the fewest contiguous, near-equal chunks no longer than that
-(np.array_split), each chunk is mean-normalised and embedded like a training crop, and the chunk
-embeddings are averaged (plain mean). Utterances shorter than the model's ``min_frames`` are tiled
-(repeated) up to that length.
+After the fbank. Each utterance's raw fbank goes whole into bccmt.inputs.EmbeddingGraph, the
+module the export writes to ONNX: silence floor, tiling of short inputs, chunks of long ones, the
+length cut, CMN, the model and the chunk mean all happen there, so an exported model fed the raw
+fbank of a file gives the embedding this stage gives.
 
-Length quantum and batching. With ``length_quantum`` q > 1 every input (utterance or chunk) longer
-than the model's minimum keeps only its central ``T - T % q`` frames (at most q - 1 frames, i.e.
-< 0.16 s at q = 16, are dropped). The kept length is a function of the input alone, so many inputs
-share a length. Inside a window of utterances, inputs are sorted by length and inputs of *equal*
-length share a batch of at most ``batch_frames`` frames; unequal lengths are never padded, because
-padding changes the output of models without masks. q = 1 embeds every frame (mostly batch-1
-forwards on a corpus of varied lengths); q = 16 batches a VoxCeleb-like list in a few dozen
-lengths and is several times faster on CPU. Results do not depend on the batching, the window or
-the number of jobs beyond float rounding, and a rerun is bit-identical (inference mode, eval mode,
-no dither).
+Batching. Inputs that are one chunk are cut ahead (EmbeddingGraph.batchable_input) and inputs of
+equal length share a batch of at most ``batch_frames`` frames; unequal lengths are never padded,
+because padding changes the output of models without masks. With ``length_quantum`` q = 16 a
+VoxCeleb-like list falls into a few dozen lengths (several times faster on CPU than q = 1).
+Results do not depend on the batching, the window or the number of jobs beyond float rounding, and
+a rerun is bit-identical (inference mode, eval mode, no dither).
 """
 
 from __future__ import annotations
@@ -40,8 +33,8 @@ import numpy as np
 import torch
 import yaml
 
-from bccmt.features import apply_floor
-from bccmt.inputs import model_inputs
+from bccmt.features import FbankConfig, for_purpose, silence_floor
+from bccmt.inputs import LENGTH_QUANTUM, MAX_CHUNK_FRAMES, EmbeddingGraph
 from bccmt.io.tables import read_kv
 from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
 
@@ -54,26 +47,20 @@ class ExtractError(RuntimeError):
 
 @dataclasses.dataclass
 class ExtractConfig:
-    max_chunk_frames: int = 3000  # longer utterances: near-equal chunks, embeddings averaged
+    max_chunk_frames: int = MAX_CHUNK_FRAMES  # longer utterances: chunks, embeddings averaged
     batch_frames: int = 5000  # max frames per batch of equal-length inputs (~16 x 3 s: fastest on CPU)
-    length_quantum: int = 16  # inputs keep their central T - T % q frames (1 = all frames)
+    length_quantum: int = LENGTH_QUANTUM  # chunk lengths fall on this grid (1 = every frame)
     window_utts: int = 512  # utterances loaded at once (bounds memory)
     device: str = "cpu"  # torch device
 
 
 class FeatureSource:
-    """(T, F) float32 fbank of a data dir's utterances, under the exp's feature config."""
+    """(T, F) float32 raw fbank of a data dir's utterances, at the exp's extraction settings."""
 
-    def __init__(self, data_dir, exp_features: dict):
-        from bccmt.features import FbankConfig, FbankConfigError, extraction_config, silence_floor
-
+    def __init__(self, data_dir, exp_features: FbankConfig):
         self.data_dir = Path(data_dir)
-        try:
-            want = FbankConfig.from_dict(exp_features, source="exp config.yaml 'features'")
-        except FbankConfigError as e:
-            raise ExtractError(str(e)) from None
-        self.cfg = extraction_config(want)
-        self.floor = silence_floor(want)
+        self.training = exp_features
+        self.cfg = for_purpose(exp_features, "extraction")
         feats_scp = self.data_dir / "feats.scp"
         fbank_yaml = self.data_dir / "fbank.yaml"
         self.use_feats = False
@@ -83,19 +70,19 @@ class FeatureSource:
                                    "that the features match the model's feature config")
             have = _load_fbank(fbank_yaml)
             # dither is the one setting allowed to differ: training sets are dithered
-            diff = have.differences(want, ignore=("dither",), names=("data", "model"))
+            diff = have.differences(self.cfg, ignore=("dither",), names=("data", "model"))
             if diff:
                 raise ExtractError(f"{fbank_yaml} does not match the model's feature config "
                                    f"(config.yaml 'features'): {', '.join(diff)}")
             if have.dither == self.cfg.dither:
                 self.use_feats = True
             else:
-                logger.info("%s has dither %s: recomputing features from wav.scp with dither %s",
-                            fbank_yaml, have.dither, self.cfg.dither)
+                logger.info("%s has dither %s (training features): recomputing from wav.scp "
+                            "at extraction settings", fbank_yaml, have.dither)
         self.table_file = feats_scp if self.use_feats else self.data_dir / "wav.scp"
         self.table = read_kv(self.table_file)
         logger.info("features for %s: %s", self.data_dir,
-                    "feats.scp" if self.use_feats else "wav.scp, computed with dither 0")
+                    "feats.scp" if self.use_feats else "wav.scp, computed at extraction settings")
 
     def utterances(self) -> List[str]:
         return sorted(self.table, key=lambda k: k.encode("utf-8"))
@@ -118,7 +105,7 @@ class FeatureSource:
         if feats.ndim != 2 or feats.shape[1] != self.cfg.num_mel_bins or feats.shape[0] == 0:
             raise ExtractError(f"{self.data_dir}: features of '{utt}' have shape {feats.shape}, "
                                f"expected (T>0, {self.cfg.num_mel_bins})")
-        return apply_floor(feats, self.floor)
+        return feats
 
 
 def _load_fbank(path: Path):
@@ -130,48 +117,45 @@ def _load_fbank(path: Path):
         raise ExtractError(str(e)) from None
 
 
+def embedding_graph(model: torch.nn.Module, features: FbankConfig,
+                    cfg: ExtractConfig = ExtractConfig()) -> EmbeddingGraph:
+    """The module that turns raw fbank into embeddings for a model trained on ``features``: stage
+    4 runs it, the export writes it (with an export-mode copy of the model)."""
+    return EmbeddingGraph(model, silence_floor(features), cfg.max_chunk_frames, cfg.length_quantum)
+
+
 def embed_utterances(
-    model: torch.nn.Module,
+    graph: EmbeddingGraph,
     utts: Sequence[str],
     get_feats,
     cfg: ExtractConfig = ExtractConfig(),
 ) -> Iterator[Tuple[str, np.ndarray]]:
     """Yields (utt, (D,) float32 embedding) for each utt, in the given order.
 
-    get_feats(utt) -> (T, F) float32 raw fbank (CMN is applied here, per input chunk).
-    """
-    from bccmt.features import apply_cmn
-
-    min_frames = int(getattr(model, "min_frames", 1))
+    get_feats(utt) -> (T, F) float32 raw fbank at extraction settings; ``graph`` does the rest."""
     device = torch.device(cfg.device)
     for w in range(0, len(utts), cfg.window_utts):
         window = utts[w:w + cfg.window_utts]
-        inputs: List[Tuple[int, np.ndarray]] = []  # (position in window, CMN'd chunk)
-        for pos, utt in enumerate(window):
-            for x in model_inputs(get_feats(utt), min_frames, cfg.max_chunk_frames,
-                                  cfg.length_quantum):
-                inputs.append((pos, apply_cmn(x)))
-        sums: Dict[int, List[np.ndarray]] = {}
+        inputs = [graph.batchable_input(get_feats(utt)) for utt in window]
+        out: Dict[int, np.ndarray] = {}
         for batch in _equal_length_batches(inputs, cfg.batch_frames):
-            x = torch.from_numpy(np.stack([inputs[i][1] for i in batch])).to(device)
+            x = torch.from_numpy(np.stack([inputs[i] for i in batch])).to(device)
             with torch.inference_mode():
-                emb = model(x).float().cpu().numpy()
-            for i, row in zip(batch, emb):
-                sums.setdefault(inputs[i][0], []).append(row)
+                emb = graph(x).float().cpu().numpy()
+            out.update(zip(batch, emb))
         for pos, utt in enumerate(window):
-            rows = sums[pos]
-            vec = rows[0] if len(rows) == 1 else np.mean(np.stack(rows).astype(np.float64), axis=0)
+            vec = out[pos]
             if not np.all(np.isfinite(vec)):
                 raise ExtractError(f"embedding of '{utt}' is not finite")
             yield utt, np.asarray(vec, dtype=np.float32)
 
 
-def _equal_length_batches(inputs: List[Tuple[int, np.ndarray]], batch_frames: int):
-    order = sorted(range(len(inputs)), key=lambda i: (inputs[i][1].shape[0], i))
+def _equal_length_batches(inputs: List[np.ndarray], batch_frames: int):
+    order = sorted(range(len(inputs)), key=lambda i: (inputs[i].shape[0], i))
     batch: List[int] = []
     for i in order:
-        t = inputs[i][1].shape[0]
-        if batch and (inputs[batch[0]][1].shape[0] != t or (len(batch) + 1) * t > batch_frames):
+        t = inputs[i].shape[0]
+        if batch and (inputs[batch[0]].shape[0] != t or (len(batch) + 1) * t > batch_frames):
             yield batch
             batch = []
         batch.append(i)
@@ -193,7 +177,7 @@ def extract_job(exp_dir, data_dir, out_dir, utts: Sequence[str] = None, part: in
         model, exp_cfg = load_embedding_model(exp_dir, device=cfg.device)
     except (CheckpointError, ConfigError) as e:
         raise ExtractError(str(e)) from None
-    source = FeatureSource(data_dir, exp_cfg["features"])
+    source = FeatureSource(data_dir, exp_cfg.features)
     if utts is None:
         utts = source.utterances()
     unknown = [u for u in utts if u not in source.table]
@@ -204,7 +188,8 @@ def extract_job(exp_dir, data_dir, out_dir, utts: Sequence[str] = None, part: in
     out_dir = Path(out_dir)
     ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
     logger.info("%d utterances of %s -> %s", len(utts), data_dir, scp)
-    n = write_vectors(ark, scp, embed_utterances(model, list(utts), source, cfg))
+    graph = embedding_graph(model, exp_cfg.features, cfg).to(cfg.device).eval()
+    n = write_vectors(ark, scp, embed_utterances(graph, list(utts), source, cfg))
     return ark, scp, n
 
 
@@ -250,7 +235,7 @@ def feature_source(exp_dir, data_dir) -> "FeatureSource":
         cfg = read_resolved(Path(exp_dir) / "config.yaml")
     except ConfigError as e:
         raise ExtractError(str(e)) from None
-    return FeatureSource(data_dir, cfg["features"])
+    return FeatureSource(data_dir, cfg.features)
 
 
 def speaker_means(scp, utt2spk_file, out_dir) -> int:
@@ -284,6 +269,6 @@ def write_extract_info(out_dir, exp_dir, data_dir, cfg: ExtractConfig, n: int) -
     from bccmt.io.tables import atomic_write
 
     info = {"exp_dir": str(exp_dir), "data_dir": str(data_dir), "num_embeddings": n,
-            "dither": 0.0, **dataclasses.asdict(cfg)}
+            **dataclasses.asdict(cfg)}
     with atomic_write(Path(out_dir) / "extract.yaml", encoding="utf-8") as f:
         yaml.safe_dump(info, f, sort_keys=False)

@@ -2,7 +2,8 @@
 
     <exp>/config.yaml          the resolved training config (every section, defaults filled in)
                                plus ``features``, a copy of the training data's fbank.yaml, and
-                               ``config_file``, the recipe config it came from
+                               ``config_file``, the recipe config it came from; read_resolved
+                               hands it out as an ExpConfig whose ``features`` is an FbankConfig
     <exp>/models/epoch_N.pt    training checkpoints (model, head, optimiser, RNG, history)
     <exp>/models/final.pt      the model used downstream: the average of the last
                                ``train.avg_last`` epochs, with its classifier head and spk2idx
@@ -14,6 +15,7 @@ ConfigError for config.yaml, CheckpointError for models/*.pt.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -23,6 +25,7 @@ import torch
 import yaml
 
 from bccmt.config import ConfigError
+from bccmt.features import FbankConfig, FbankConfigError
 
 EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
 FINAL_KEYS = ("model_name", "model_args", "state_dict", "spk2idx")
@@ -32,21 +35,38 @@ class CheckpointError(RuntimeError):
     """A missing or unusable checkpoint; the message names the file."""
 
 
-def save_resolved(config: Dict[str, Any], features: Dict[str, Any], path: Union[str, Path],
+@dataclasses.dataclass
+class ExpConfig:
+    """<exp>/config.yaml, read: the resolved training config and its typed feature config."""
+
+    config: Dict[str, Any]   # every section of the resolved config, ``features`` excepted
+    features: FbankConfig    # the training data's fbank config (training dither included)
+    path: Path               # the config.yaml it was read from
+
+    @property
+    def model_name(self) -> str:
+        return str(self.config["model"]["name"])
+
+
+def save_resolved(config: Dict[str, Any], features: FbankConfig, path: Union[str, Path],
                   config_file: Optional[str] = None) -> None:
     """Writes <exp>/config.yaml: the resolved config (``TrainConfig.to_dict()``) plus ``features``
     and, when known, ``config_file``, the recipe config it was resolved from (atomically)."""
     from bccmt.io import atomic_write
 
+    if not isinstance(features, FbankConfig):
+        raise TypeError(f"save_resolved: features must be an FbankConfig, got {type(features)}")
     d = {"config_file": str(config_file)} if config_file else {}
     d.update(config)
-    d["features"] = dict(features)
+    d["features"] = features.to_dict()
     with atomic_write(path, encoding="utf-8") as f:
         yaml.safe_dump(d, f, sort_keys=False, default_flow_style=None)
 
 
-def read_resolved(path: Union[str, Path]) -> Dict[str, Any]:
-    """Reads an exp dir's config.yaml as a plain dict (checks model and features are there)."""
+def read_resolved(path: Union[str, Path]) -> ExpConfig:
+    """Reads an exp dir's config.yaml (``model`` and ``features`` must be there; ``features`` must
+    be a valid FbankConfig). Errors are ConfigError naming the file."""
+    path = Path(path)
     try:
         with open(path, encoding="utf-8") as f:
             d = yaml.safe_load(f)
@@ -54,7 +74,11 @@ def read_resolved(path: Union[str, Path]) -> Dict[str, Any]:
         raise ConfigError(f"{path}: no such file (was the model trained?)") from None
     if not isinstance(d, dict) or "model" not in d or "features" not in d:
         raise ConfigError(f"{path}: expected a resolved training config with 'model' and 'features'")
-    return d
+    try:
+        features = FbankConfig.from_dict(d.pop("features"), f"{path} 'features'")
+    except FbankConfigError as e:
+        raise ConfigError(str(e)) from None
+    return ExpConfig(d, features, path)
 
 
 def epoch_checkpoints(models_dir) -> List[Tuple[int, Path]]:
@@ -110,17 +134,17 @@ def _epoch_as_final(models_dir: Path, name: str) -> Dict[str, Any]:
             "head_args": d["head_args"], "head_state_dict": d["head"]}
 
 
-def check_input_size(model: torch.nn.Module, features: Dict[str, Any], source) -> None:
+def check_input_size(model: torch.nn.Module, features: FbankConfig, source) -> None:
     """Raises ConfigError unless the model's input size equals the features' num_mel_bins."""
     n_mels = getattr(model, "n_mels", None)
-    bins = features.get("num_mel_bins")
-    if n_mels is not None and bins is not None and int(n_mels) != int(bins):
+    bins = features.num_mel_bins
+    if n_mels is not None and int(n_mels) != bins:
         raise ConfigError(f"{source}: the model takes {n_mels} fbank bins but the features have "
                           f"num_mel_bins {bins} (set model.args.n_mels, or recompute the fbank)")
 
 
 def load_embedding_model(exp_dir, device="cpu", checkpoint: Optional[str] = None):
-    """(embedding model in eval mode on ``device``, resolved config dict) from exp_dir.
+    """(embedding model in eval mode on ``device``, its ExpConfig) from exp_dir.
 
     Reads exp_dir/config.yaml and exp_dir/models/final.pt (or ``checkpoint``, see load_final);
     the state dict must match exactly, and the model's input size the config's features.
@@ -135,5 +159,5 @@ def load_embedding_model(exp_dir, device="cpu", checkpoint: Optional[str] = None
     except RuntimeError as e:
         raise CheckpointError(f"{exp_dir}/models/{checkpoint or 'final.pt'} does not match model "
                               f"'{final['model_name']}': {e}") from e
-    check_input_size(model, cfg["features"], Path(exp_dir) / "config.yaml")
+    check_input_size(model, cfg.features, cfg.path)
     return model.to(device).eval(), cfg

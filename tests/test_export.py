@@ -23,12 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model(exported):
+    """Stage 4's module for the exported exp (bccmt.inputs.EmbeddingGraph, normal model paths)."""
     import torch
 
+    from bccmt.embed import embedding_graph
     from bccmt.exp import load_embedding_model
 
     torch.set_num_threads(1)
-    return load_embedding_model(exported[1])[0]
+    net, exp_cfg = load_embedding_model(exported[1])
+    return embedding_graph(net, exp_cfg.features).eval()
 
 
 def test_parity_onnx_and_torchscript_batch_1_4_all_lengths(exported, model):
@@ -45,8 +48,9 @@ def test_parity_onnx_and_torchscript_batch_1_4_all_lengths(exported, model):
         report = check_parity(name, reference, runner, inputs)
         assert report.passed, report.describe()
         assert 0 <= report.max_cosine_deficit <= 1e-5 and 0 < report.max_err_over_norm <= 1e-4
-    # beyond the grid: 2 frames (tiled to 50) and 60 s pass the same check. (One frame is
-    # degenerate: after CMN the tiled input is zero up to rounding, and so is what it encodes.)
+    # beyond the grid: 2 frames (tiled to 50) and 60 s (two chunks) pass the same check. (One
+    # frame is degenerate: after CMN the tiled input is zero up to rounding, and so is what it
+    # encodes.)
     edges = [parity_inputs(80, batches=(2,), frames=(2,), seed=12)[0],
              parity_inputs(80, batches=(1,), frames=(6000,), seed=13)[0]]
     for name, runner in (("onnx", OnnxEmbedder(out / "model.onnx")),
@@ -73,9 +77,9 @@ def test_parity_check_catches_a_wrong_model(model):
 def test_writers_export_the_eval_mode_graph(model, tmp_path):
     """Regression: the TorchScript-based ONNX exporter restores the outer module's mode on every
     submodule; a graph left in training mode traced batch norm with batch statistics."""
-    from bccmt.export.graph import InferenceGraph, export_torchscript
+    from bccmt.export.graph import export_graph, export_torchscript
 
-    graph = InferenceGraph(model)
+    graph = export_graph(model)
     assert not any(m.training for m in graph.modules())
     graph.train()
     export_torchscript(graph, tmp_path / "m.pt")

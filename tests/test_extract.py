@@ -1,4 +1,5 @@
-"""Embedding extraction: bit-identical reruns, one embedding per utterance, chunking, checks."""
+"""Embedding extraction: bit-identical reruns, one embedding per utterance, the graph's chunks and
+length cut, batching, checks."""
 
 import os
 import subprocess
@@ -11,12 +12,14 @@ import yaml
 
 from bccmt.embed import (ExtractConfig, ExtractError, FeatureSource, check_one_per_utterance,
                          embed_utterances, extract_job, speaker_means)
-from bccmt.inputs import chunk_bounds, quantise_length
+from bccmt.features import FbankConfig, apply_cmn, silence_floor
+from bccmt.inputs import EmbeddingGraph, chunk_index
 from bccmt.io.tables import write_kv
 from bccmt.io.vectors import read_vectors, write_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 FEATS = {"sample_rate": 16000, "num_mel_bins": 80, "dither": 1.0}
+FEATS_CFG = FbankConfig.from_dict(FEATS)
 
 
 def make_exp(path, name="bccmt_tiny", features=FEATS):
@@ -55,11 +58,42 @@ def exp(tmp_path_factory):
     return make_exp(tmp_path_factory.mktemp("exp") / "bccmt_tiny")
 
 
-def test_chunk_bounds():
-    assert chunk_bounds(100, 3000) == [(0, 100)]
-    assert chunk_bounds(3000, 3000) == [(0, 3000)]
-    assert chunk_bounds(3001, 3000) == [(0, 1501), (1501, 3001)]
-    assert chunk_bounds(7000, 3000) == [(0, 2334), (2334, 4667), (4667, 7000)]
+def test_chunk_index():
+    def chunks(t, max_chunk=3000, q=16, min_frames=50):
+        idx = chunk_index(t, min_frames, max_chunk, q).numpy()
+        return idx.shape, idx[:, 0].tolist()
+
+    assert chunks(100) == ((1, 96), [2])  # central 96 frames
+    assert chunks(50) == ((1, 50), [0]) and chunks(61) == ((1, 50), [5])  # never below min_frames
+    assert chunks(3000) == ((1, 2992), [4])
+    assert chunks(3001) == ((2, 1488), [6, 1506])  # segments 0-1499, 1500-3000
+    assert chunks(7000, q=1) == ((3, 2333), [0, 2333, 4666])
+    idx = chunk_index(250, 50, 100, 1).numpy()  # 3 segments of 83/83/84 frames, chunks of 83
+    assert idx.shape == (3, 83) and idx[:, 0].tolist() == [0, 83, 166]
+    assert all(np.array_equal(r, np.arange(r[0], r[0] + 83)) for r in idx)  # contiguous
+
+
+def test_graph_steps_by_hand(exp):
+    """EmbeddingGraph = floor, tiling, central chunks, CMN per chunk, model, chunk mean."""
+    from bccmt.exp import load_embedding_model
+
+    model, _ = load_embedding_model(exp)
+    floor = silence_floor(FEATS_CFG)
+    graph = EmbeddingGraph(model, floor, max_chunk_frames=100, length_quantum=16)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(0, 3, size=(250, 80)).astype(np.float32)
+    feats[100:140] = -20.0  # digital silence: floored
+    x = np.maximum(feats, floor)
+    with torch.inference_mode():
+        got = graph(torch.from_numpy(feats)[None])[0].numpy()
+        # 3 segments (0-82, 83-165, 166-249), each cut to its central 80 frames
+        parts = [model(torch.from_numpy(apply_cmn(x[s:s + 80]))[None])[0].numpy()
+                 for s in (1, 84, 168)]
+        short = graph(torch.from_numpy(feats[:20])[None])[0].numpy()  # tiled to 50 frames
+        tiled = np.take(np.maximum(feats[:20], floor), np.arange(50) % 20, axis=0)
+        want_short = model(torch.from_numpy(apply_cmn(tiled))[None])[0].numpy()
+    assert np.allclose(got, np.mean(parts, axis=0), atol=1e-5)
+    assert np.allclose(short, want_short, atol=1e-5)
 
 
 def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
@@ -72,48 +106,38 @@ def test_extraction_twice_bit_identical_and_one_per_utt(exp, tmp_path):
     assert n1 == n2 == 5 and k1 == k2 == sorted(utts)
     assert e1.dtype == np.float32 and e1.shape == (5, 128)
     assert np.array_equal(e1.view(np.uint32), e2.view(np.uint32))  # bit-identical
-    assert check_one_per_utterance(scp1, FeatureSource(data, FEATS)) == 5
-    # batching does not change the result beyond float rounding; chunks are averaged
+    assert check_one_per_utterance(scp1, FeatureSource(data, FEATS_CFG)) == 5
+    # batching does not change the result beyond float rounding: one utterance at a time, whole
+    from bccmt.embed import embedding_graph
     from bccmt.exp import load_embedding_model
 
     model, _ = load_embedding_model(exp)
-    src = FeatureSource(data, FEATS)
-    one = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(
+    graph = embedding_graph(model, FEATS_CFG, cfg)
+    src = FeatureSource(data, FEATS_CFG)
+    one = dict(embed_utterances(graph, sorted(utts), src, ExtractConfig(
         max_chunk_frames=100, length_quantum=1, window_utts=1)))
     assert np.allclose(np.stack([one[k] for k in k1]), e1, atol=1e-5)
-    from bccmt.features import apply_cmn
-
-    long_utt = [u for u in utts if utts[u].shape[0] == 250][0]
     with torch.inference_mode():
-        feats = src(long_utt)  # the stored features, floored (bccmt.features.silence_floor)
-        parts = [model(torch.from_numpy(apply_cmn(feats[s:e]))[None])[0].numpy()
-                 for s, e in chunk_bounds(250, 100)]
-    assert np.allclose(one[long_utt], np.mean(parts, axis=0), atol=1e-5)
-
-
-def test_quantise_length_keeps_central_frames():
-    x = np.arange(50, dtype=np.float32)[:, None]
-    assert quantise_length(x, 16).ravel().tolist() == list(range(1, 49))  # 48 central frames
-    assert np.array_equal(quantise_length(x, 1), x) and quantise_length(x[:48], 16).shape == (48, 1)
-    assert quantise_length(x, 16, min_frames=40).shape == (48, 1)
-    assert quantise_length(x[:45], 16, min_frames=40).ravel().tolist() == list(range(2, 42))
-    assert quantise_length(x[:10], 16, min_frames=20).shape == (10, 1)  # never longer than x
+        whole = {u: graph(torch.tensor(src(u))[None])[0].numpy() for u in utts}
+    assert all(np.allclose(whole[k], one[k], atol=1e-5) for k in k1)
 
 
 def test_length_quantum_batches_near_equal_lengths(exp, tmp_path):
-    from bccmt.features import apply_cmn
+    from bccmt.embed import embedding_graph
     from bccmt.exp import load_embedding_model
 
     data, utts = make_data(tmp_path / "data", [117, 120, 127, 90])  # 112, 112, 112, 80 kept
     model, _ = load_embedding_model(exp)
-    src = FeatureSource(data, FEATS)
+    graph = embedding_graph(model, FEATS_CFG, ExtractConfig(length_quantum=16))
+    src = FeatureSource(data, FEATS_CFG)
     batches = []
     real_forward = model.forward
     model.forward = lambda x: batches.append(x.shape[0]) or real_forward(x)
-    got = dict(embed_utterances(model, sorted(utts), src, ExtractConfig(length_quantum=16)))
+    got = dict(embed_utterances(graph, sorted(utts), src, ExtractConfig(length_quantum=16)))
     assert sorted(batches) == [1, 3]  # three inputs share one batch
+    floor = silence_floor(FEATS_CFG)
     for u in utts:
-        feats = src(u)
+        feats = np.maximum(src(u), floor)
         t = feats.shape[0] - feats.shape[0] % 16
         s0 = (feats.shape[0] - t) // 2
         with torch.inference_mode():
@@ -127,7 +151,7 @@ def test_one_per_utterance_check_and_spk_mean(exp, tmp_path):
     write_vectors(tmp_path / "x.ark", tmp_path / "x.scp",
                   [(k, np.full(4, i, np.float32)) for i, k in enumerate(keys[:2])])
     with pytest.raises(ExtractError, match=r"missing 1 .*" + keys[2].split("/")[0]):
-        check_one_per_utterance(tmp_path / "x.scp", FeatureSource(data, FEATS))
+        check_one_per_utterance(tmp_path / "x.scp", FeatureSource(data, FEATS_CFG))
     write_vectors(tmp_path / "y.ark", tmp_path / "y.scp",
                   [(k, np.full(4, i, np.float32)) for i, k in enumerate(keys)])
     assert speaker_means(tmp_path / "y.scp", data / "utt2spk", tmp_path) == 2
@@ -151,10 +175,10 @@ def test_dithered_features_are_recomputed_from_wav(tmp_path):
     sf.write(wav, np.random.default_rng(0).uniform(-0.3, 0.3, 16000).astype(np.float32), 16000,
              subtype="PCM_16")
     write_kv(data / "wav.scp", {u: str(wav) for u in utts})
-    src = FeatureSource(data, FEATS)
+    src = FeatureSource(data, FEATS_CFG)
     assert not src.use_feats and src.cfg.dither == 0.0
     a, b = src(next(iter(utts))), src(next(iter(utts)))
-    assert a.shape == (98, 80) and np.array_equal(a, b)
+    assert a.shape == (100, 80) and np.array_equal(a, b)
 
 
 def test_cli_parallel_jobs_merge(exp, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bccmt.features import FbankConfig
 from bccmt.kd.attention_loss import attention_kd_loss, embedding_kd_loss, map_divergence, match_heads
 from bccmt.kd.teacher import Distiller, TeacherCheckError, chance_p_value, freeze, load_teacher
 from bccmt.train import checkpoint as ckpt
@@ -140,34 +141,36 @@ def test_teacher_is_loaded_strictly(tmp_path, standin):
     final["state_dict"].pop("out.bias")
     ckpt.save_atomic(final, teacher_exp / "models/final.pt")
     with pytest.raises(ckpt.CheckpointError, match="does not match"):
-        load_teacher(teacher_exp, {}, "cpu")
+        load_teacher(teacher_exp, FbankConfig(), "cpu")
 
 
 def test_teacher_features_must_equal_the_students(tmp_path, standin):
-    import yaml
+    import dataclasses
+
+    from bccmt.exp import read_resolved
 
     d = make_feats_dir(tmp_path / "d")
     teacher_exp = _train_teacher(tmp_path, d)
-    features = yaml.safe_load((teacher_exp / "config.yaml").read_text())["features"]
+    features = read_resolved(teacher_exp / "config.yaml").features
     load_teacher(teacher_exp, features, "cpu")  # the same features: fine
     for key, value, shown in (("low_freq", 40.0, "low_freq: teacher 20.0 vs student 40.0"),
                               ("dither", 0.0, "dither: teacher 1.0 vs student 0.0")):
         with pytest.raises(TeacherCheckError, match=shown):
-            load_teacher(teacher_exp, {**features, key: value}, "cpu")
+            load_teacher(teacher_exp, dataclasses.replace(features, **{key: value}), "cpu")
 
 
 def test_model_input_size_is_checked_against_the_features(tmp_path, standin):
+    import dataclasses
+
     import yaml
 
     from bccmt.config import ConfigError
-    from bccmt.exp import load_embedding_model
+    from bccmt.exp import load_embedding_model, read_resolved, save_resolved
 
     d = make_feats_dir(tmp_path / "d")
     teacher_exp = _train_teacher(tmp_path, d)
-    conf = teacher_exp / "config.yaml"
-    resolved = yaml.safe_load(conf.read_text())
-    resolved["features"]["num_mel_bins"] = 40
-    conf.write_text(yaml.safe_dump(resolved))
+    conf = read_resolved(teacher_exp / "config.yaml")
+    save_resolved(conf.config, dataclasses.replace(conf.features, num_mel_bins=40), conf.path)
     with pytest.raises(ConfigError, match="takes 80 fbank bins but the features have num_mel_bins 40"):
         load_embedding_model(teacher_exp)
     fbank = yaml.safe_load((d / "fbank.yaml").read_text())

@@ -8,6 +8,7 @@ import torch
 from bccmt.kd.attention_loss import map_divergence
 from bccmt.kd.diagnostics import clean_indices, fixed_crops, map_entropy, model_maps
 from bccmt import exp
+from bccmt.features import load_fbank_config
 from bccmt.train import checkpoint as ckpt
 from bccmt.train.data import CropDataset
 from bccmt.train.trainer import TrainError, run_training
@@ -59,7 +60,8 @@ def test_monitor_measures_the_kl_of_the_epoch_checkpoint(tmp_path, teacher_run):
     student, _ = exp.load_embedding_model(tmp_path / "plain", checkpoint="epoch_2.pt")
     t_model, _ = exp.load_embedding_model(teacher)
     cfg = small_config()
-    crops = fixed_crops(CropDataset(d, cfg.data, 10.0, seed=123), 16)  # any training seed
+    crops = fixed_crops(CropDataset(d, cfg.data, load_fbank_config(d / "fbank.yaml"), seed=123),
+                        16)  # any training seed
     s_maps, t_maps = (model_maps(m, crops, "cpu", 1) for m in (student, t_model))
     assert last["map_kl_0_0"] == pytest.approx(float(map_divergence(s_maps[0], t_maps[0])), rel=1e-6)
     assert [h["epoch"] for h in hist] == [1.0, 2.0]

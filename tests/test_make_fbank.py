@@ -202,8 +202,8 @@ def test_training_and_extraction_features_agree(tmp_path):
     data = build_data_dir(tmp_path, with_bad=False)
     r = make_fbank(tmp_path, "--purpose", "extraction", "--nj", "2")
     assert r.returncode == 0, r.stderr
-    features = load_fbank_config(data / "fbank.yaml").to_dict()
-    assert features["dither"] == 0.0
+    features = load_fbank_config(data / "fbank.yaml")
+    assert features.dither == 0.0
     stored = FeatureSource(data, features)  # feats.scp, as the dump wrote it
     assert stored.use_feats
     wav_only = tmp_path / "wav_only"
@@ -212,7 +212,7 @@ def test_training_and_extraction_features_agree(tmp_path):
         (wav_only / name).write_bytes((data / name).read_bytes())
     on_the_fly = FeatureSource(wav_only, features)
     assert not on_the_fly.use_feats
-    crops = CropDataset(data, DataSection(crop_seconds=0.3, min_seconds=0.1), 10.0, 0, feat_dim=80)
+    crops = CropDataset(data, DataSection(crop_seconds=0.3, min_seconds=0.1), FbankConfig(), 0)
     for i, utt in enumerate(crops.utts):
         a, b = stored(utt), on_the_fly(utt)
         np.testing.assert_array_equal(a, b)

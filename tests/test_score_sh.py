@@ -114,9 +114,10 @@ def test_report_table_and_det(recipe):
     assert _run(cwd, "--backends", "cosine plda", "exp/m", "data/vox1/trials/tiny_O.kaldi"
                 ).returncode == 0
     from bccmt.exp import save_resolved  # what training writes
+    from bccmt.features import FbankConfig
 
-    save_resolved({"model": {"name": "bccmt_tiny", "args": {}}, "train": {"seed": 42}}, {},
-                  exp / "config.yaml", config_file="conf/tiny.yaml")
+    save_resolved({"model": {"name": "bccmt_tiny", "args": {}}, "train": {"seed": 42}},
+                  FbankConfig(), exp / "config.yaml", config_file="conf/tiny.yaml")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "bccmt.bin.report", "--exps", "exp/m", "--out",
                         "RESULTS.md", "--no-flops"], cwd=cwd, env=env, capture_output=True,

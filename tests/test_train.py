@@ -6,6 +6,7 @@ import torch
 from bccmt import exp
 from bccmt.train import checkpoint as ckpt
 from bccmt.config import ConfigError, build_config, load_config
+from bccmt.features import FbankConfig
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_spk2idx
 from bccmt.train.schedule import lr_factor, margin_at
 from bccmt.train.trainer import TrainError, run_training
@@ -46,7 +47,7 @@ def test_overrides_are_typed(tmp_path):
 def test_crops_cmn_short_policy_and_speaker_map(tmp_path):
     d = make_feats_dir(tmp_path / "d", speakers=3, utts=3, short_frames=40)
     cfg = small_config().data
-    ds = CropDataset(d, cfg, 10.0, seed=1)
+    ds = CropDataset(d, cfg, FbankConfig(), seed=1)
     assert ds.spk2idx == {"id00000": 0, "id00001": 1, "id00002": 2}
     assert len(ds) == 9 and ds.num_repeated == 3  # 40-frame utts (< 60-frame crop) are tiled
     x, y = ds[(1, 0, 0)]
@@ -54,7 +55,7 @@ def test_crops_cmn_short_policy_and_speaker_map(tmp_path):
     assert torch.allclose(x.mean(0), torch.zeros(80), atol=1e-4)  # CMN of the crop
     assert torch.equal(x, ds[(1, 0, 0)][0])  # same (epoch, position) -> same crop
     assert not torch.equal(ds[(1, 5, 3)][0], ds[(2, 5, 3)][0])
-    drop = CropDataset(d, small_config(data={"short_policy": "drop"}).data, 10.0, seed=1)
+    drop = CropDataset(d, small_config(data={"short_policy": "drop"}).data, FbankConfig(), seed=1)
     assert len(drop) == 6 and drop.num_repeated == 0
     assert make_spk2idx({"u1": "b", "u2": "a", "u3": "b"}) == {"a": 0, "b": 1}
 
@@ -105,8 +106,8 @@ def test_loss_falls_and_final_is_average(tmp_path, standin):
     w = "out.weight"
     assert torch.allclose(final["state_dict"][w], (e3["model"][w] + e4["model"][w]) / 2)
     model, cfg_d = exp.load_embedding_model(tmp_path / "exp")
-    assert not model.training and cfg_d["features"]["num_mel_bins"] == 80
-    assert cfg_d["model"] == {"name": standin, "args": {}}  # registry defaults + overrides
+    assert not model.training and cfg_d.features.num_mel_bins == 80
+    assert cfg_d.config["model"] == {"name": standin, "args": {}}  # registry defaults + overrides
     assert (tmp_path / "exp/spk2idx").read_text().startswith("id00000 0\n")
 
 

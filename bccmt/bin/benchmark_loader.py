@@ -13,6 +13,7 @@ import torch
 
 from bccmt.logging_setup import setup_logging
 from bccmt.config import DataSection, SpecAugmentSection
+from bccmt.features import FbankConfig
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
 
 
@@ -20,7 +21,7 @@ def measure(data_dir: str, crops: int, batch: int, workers: int, spec_augment: b
     """Crops per wall second for one epoch of ``crops`` random 2 s crops."""
     cfg = DataSection(samples_per_epoch=crops, num_workers=workers,
                       spec_augment=SpecAugmentSection(enabled=spec_augment))
-    dataset = CropDataset(data_dir, cfg, frame_shift_ms=10.0, seed=1)
+    dataset = CropDataset(data_dir, cfg, FbankConfig(), seed=1)  # 10 ms frames, 80 bins
     sampler = EpochBatchSampler(len(dataset), batch, 1, crops)
     sampler.set_epoch(1)
     start, n = time.perf_counter(), 0

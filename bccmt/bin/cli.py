@@ -39,9 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--wav-scp", default=None, help="a Kaldi wav.scp instead of files")
     e.add_argument("--out", default="embeddings.npy", help=".npy output (without --out-dir)")
     e.add_argument("--out-dir", default=None, help="write xvector.{ark,scp} here instead")
-    e.add_argument("--fbank", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="experiments only: override fbank settings of metadata.json, e.g. "
-                        "snip_edges=false high_freq=-400 (sherpa-onnx's front end)")
     v = sub.add_parser("verify", parents=[common], help="one trial: enrollment file(s), test")
     v.add_argument("files", nargs="+", metavar="FILE", help="ENROLL [ENROLL ...] TEST")
     v.add_argument("--threshold", default="eer",
@@ -94,18 +91,6 @@ def _score(model, a, p) -> None:
               f"{m['n_nontarget']} nontarget trials")
 
 
-def _overrides(p, pairs) -> dict:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            p.error(f"--fbank: expected KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def main(argv=None) -> int:
     p = _parser()
     a = p.parse_args(argv)
@@ -114,8 +99,7 @@ def main(argv=None) -> int:
     from bccmt.runtime.model import ExportedModel, ModelDirError
 
     try:
-        model = ExportedModel(a.model, a.precision, a.threads,
-                              _overrides(p, getattr(a, "fbank", [])))
+        model = ExportedModel(a.model, a.precision, a.threads)
         {"embed": _embed, "verify": _verify, "score": _score}[a.command](model, a, p)
     except (ModelDirError, TableError, FbankConfigError) as e:
         logger.error("%s", e)

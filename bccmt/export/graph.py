@@ -1,10 +1,10 @@
 """The exported computation and its two writers (ONNX and TorchScript, both by tracing).
 
-``InferenceGraph`` wraps a trained embedding model: raw fbank as stored in feats.scp, (B, T, F)
-float32 -> frames tiled to the model's ``min_frames`` (bccmt.inputs.tile_frames) -> CMN
-(bccmt.features.apply_cmn) -> the model in export mode -> (B, D) embeddings. Everything the
-recipe does to an input after cutting it (bccmt.inputs.model_inputs) is inside the graph, so an
-input of any length from one frame up works, 0.3 s (30 frames) included.
+``export_graph`` makes the stage-4 module (bccmt.inputs.EmbeddingGraph: raw fbank of whole
+utterances, (B, T, F) float32 -> silence floor, tiling, chunks and length cut, CMN, the model,
+chunk mean -> (B, D)) with an export-mode copy of the model. Everything the recipe does after the
+fbank is inside the graph, so a client that feeds the raw Kaldi fbank of a whole file (sherpa-onnx,
+the ``bccmt`` command) gets stage 4's embedding, for any length from one frame up.
 
 What the exporters could not do with the training code paths, and what export mode changes
 (bccmt.models.base.EmbeddingModel.set_export_mode):
@@ -15,7 +15,8 @@ What the exporters could not do with the training code paths, and what export mo
 - a graph exported without dynamic shapes fixes B and T, and onnxruntime rejects other sizes; both
   are declared dynamic;
 - under tracing, Python arithmetic on sizes is frozen into constants: the K/V edge pad is a
-  constant r - 1 frames (bccmt.models.attention) and tile_frames computes with tensor ops.
+  constant r - 1 frames (bccmt.models.attention), and tiling and the chunk indices are computed
+  with tensor ops on 0-dim sizes (bccmt.inputs).
 Which exporter. With export mode both ONNX exporters give graphs that pass the parity checks and
 run equally fast in onnxruntime (measured: bccmt_tiny, 10 s input, 1 thread, interleaved runs).
 The dynamo exporter (torch.export, prefer_deferred_runtime_asserts_over_guards, then
@@ -36,31 +37,23 @@ from pathlib import Path
 from typing import Dict
 
 import torch
-from torch import nn
 
-from bccmt.features import apply_cmn
-from bccmt.inputs import tile_frames
+from bccmt.inputs import EmbeddingGraph
 
 INPUT_NAME = "feats"
 OUTPUT_NAME = "embedding"
 OPSET = 20
 
 
-class InferenceGraph(nn.Module):
-    """(B, T, F) raw log-Mel fbank -> (B, D) embeddings: tiling, CMN and the model, export mode.
+def export_graph(graph: EmbeddingGraph) -> EmbeddingGraph:
+    """A copy of stage 4's module with the model in export mode, in eval mode.
 
-    Holds a copy of the model, so the caller's model keeps its training paths. Always in eval
-    mode: the writers set it (the TorchScript-based ONNX exporter restores the *outer* module's
-    mode on every submodule when it is done, which once left batch norm in training mode)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = copy.deepcopy(model).set_export_mode()
-        self.min_frames = int(model.min_frames)
-        self.eval()
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.model(apply_cmn(tile_frames(feats, self.min_frames)))
+    A copy, so the caller's model keeps its training paths. The writers set eval mode again (the
+    TorchScript-based ONNX exporter restores the *outer* module's mode on every submodule when it
+    is done, which once left batch norm in training mode)."""
+    out = copy.deepcopy(graph)
+    out.model.set_export_mode()
+    return out.eval()
 
 
 def example_input(n_mels: int) -> torch.Tensor:
@@ -68,7 +61,7 @@ def example_input(n_mels: int) -> torch.Tensor:
     return torch.randn(2, 203, n_mels, generator=torch.Generator().manual_seed(0))
 
 
-def export_onnx(graph: InferenceGraph, path: Path, props: Dict[str, str]) -> None:
+def export_onnx(graph: EmbeddingGraph, path: Path, props: Dict[str, str]) -> None:
     """Writes ``graph`` to ``path`` as ONNX (opset OPSET, dynamic "batch" and "frames", float32)
     with ``props`` as the model's metadata_props."""
     import onnx
@@ -82,12 +75,17 @@ def export_onnx(graph: InferenceGraph, path: Path, props: Dict[str, str]) -> Non
                           dynamic_axes={INPUT_NAME: {0: "batch", 1: "frames"},
                                         OUTPUT_NAME: {0: "batch"}})
     proto = onnx.load(str(path))
-    onnx.checker.check_model(proto)
+    # the chunk mean reshapes with a computed shape, so the exporter leaves the output's last size
+    # symbolic: declare the embedding dim (the parity checks run the file with it)
+    out_dims = proto.graph.output[0].type.tensor_type.shape.dim
+    out_dims[1].Clear()
+    out_dims[1].dim_value = int(graph.model.embedding_dim)
+    onnx.checker.check_model(proto, full_check=True)
     onnx.helper.set_model_props(proto, props)
     onnx.save(proto, str(path))
 
 
-def export_torchscript(graph: InferenceGraph, path: Path) -> None:
+def export_torchscript(graph: EmbeddingGraph, path: Path) -> None:
     """Writes ``graph`` as a traced TorchScript module (no Python code of bccmt needed to load it).
 
     Under tracing, sizes are recorded as tensor ops, so the module works for any (B, T); the

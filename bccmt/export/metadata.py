@@ -1,8 +1,7 @@
 """metadata.json of an export dir, and the metadata_props of the ONNX files.
 
 metadata.json (read by bccmt.runtime.model, which documents its keys) holds everything needed to
-score like the recipe: the training feature config with dither 0, how stage 4 cut utterances, the
-embedding dim, the training mean that cosine scoring subtracts and the EER / minDCF(0.01)
+score like the recipe: the feature config at extraction settings (dither 0), the embedding dim, the training mean that cosine scoring subtracts and the EER / minDCF(0.01)
 thresholds with the trial list they came from (exp/<m>/scores/<trials>.cosine.result, stage 5-6),
 the commit and the model name.
 
@@ -15,9 +14,10 @@ samples in [-1, 1] by 32768 before its fbank, as our features expect; 1: it feed
 subtracts the per-utterance mean; left out here because CMN is inside our graph). We write
 framework "wespeaker": the input convention it selects (int16-scale 80-dim Kaldi fbank in,
 (1, T, 80) -> (1, D)) is ours. sherpa-onnx computes its own fbank with fixed options
-(sherpa-onnx/csrc/features.h: snip_edges false, high_freq -400 i.e. 7600 Hz at 16 kHz, dither 0),
-which differ from the recipe's (snip_edges true, high_freq = Nyquist), so it loads our file but its
-features, and therefore its embeddings, are not exactly ours (see the README).
+(sherpa-onnx/csrc/features.h: 80 bins, 25/10 ms povey frames, snip_edges false, 20 Hz to
+Nyquist - 400 Hz, dither 0), which is the recipe's convention (conf/fbank.yaml), and feeds the
+whole file's fbank to the graph, which does everything else stage 4 does: its embeddings are the
+recipe's (tests/test_clients.py).
 """
 
 from __future__ import annotations
@@ -98,18 +98,24 @@ def scoring_section(exp_dir: Path, trials_name: Optional[str] = None) -> Optiona
             "mean": [float(v) for v in mean]}
 
 
-def inputs_section(exp_dir: Path, min_frames: int, eval_set: Optional[str]) -> Dict:
-    """min_frames and how stage 4 cut utterances (its extract.yaml, or the defaults)."""
+def extract_config(exp_dir: Path, eval_set: Optional[str]):
+    """The ExtractConfig stage 4 used on the exp's evaluation set (its extract.yaml), or the
+    defaults: the graph is exported with the same chunk length and length quantum."""
     from bccmt.embed import ExtractConfig
 
-    cfg = dataclasses.asdict(ExtractConfig())
-    source = "bccmt.embed.ExtractConfig defaults"
     info = exp_dir / "embeddings" / (eval_set or "") / "extract.yaml"
-    if eval_set and info.is_file():
-        cfg.update(yaml.safe_load(info.read_text(encoding="utf-8")) or {})
-        source = str(info)
-    return {"min_frames": int(min_frames), "max_chunk_frames": int(cfg["max_chunk_frames"]),
-            "length_quantum": int(cfg["length_quantum"]), "source": source}
+    if not (eval_set and info.is_file()):
+        return ExtractConfig()
+    d = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
+    fields = {f.name for f in dataclasses.fields(ExtractConfig)}
+    return ExtractConfig(**{k: v for k, v in d.items() if k in fields})
+
+
+def inputs_section(graph, extract_cfg) -> Dict:
+    """How the graph turns raw fbank into model inputs (for information: it is all inside)."""
+    return {"min_frames": graph.min_frames, "max_chunk_frames": graph.max_chunk_frames,
+            "length_quantum": graph.length_quantum, "inside_graph": True,
+            "feed": "raw log-Mel fbank of the whole file, (1, T, F) or (B, T, F) of equal T"}
 
 
 def onnx_props(meta: Dict) -> Dict[str, str]:
@@ -124,8 +130,9 @@ def onnx_props(meta: Dict) -> Dict[str, str]:
         "model_name": str(meta["model_name"]),
         "commit": str(meta["commit"]),
         "feature_config": json.dumps(meta["features"], sort_keys=True),
-        "input": "raw log-Mel fbank (B, T, num_mel_bins) float32 as in feats.scp; frame tiling "
-                 "and CMN are inside the graph",
+        "exp_name": str(meta["exp_name"]),
+        "input": "raw Kaldi log-Mel fbank of the whole file (B, T, num_mel_bins) float32, dither "
+                 "0 (feature_config); silence floor, tiling, chunking, CMN are inside the graph",
         "output": "(B, embedding_dim) float32 speaker embeddings",
     }
 

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from bccmt.export import metadata as md
-from bccmt.export.graph import InferenceGraph, export_onnx, export_torchscript
+from bccmt.export.graph import export_graph, export_onnx, export_torchscript
 from bccmt.export.parity import (ParityReport, check_parity, parity_inputs, torch_reference,
                                  torchscript_runner)
 from bccmt.runtime.model import METADATA_FILE, OnnxEmbedder
@@ -63,36 +63,37 @@ def _feature_pool(data_dir: Path, frames: int) -> Optional[np.ndarray]:
     return None
 
 
-def build_metadata(exp_dir: Path, model, exp_cfg: Dict, cfg: ExportConfig) -> Dict:
-    from bccmt.features import FbankConfig, extraction_config, silence_floor
+def build_metadata(exp_dir: Path, graph, exp_cfg, inputs: Dict, scoring: Optional[Dict]) -> Dict:
+    """metadata.json's content (bccmt.runtime.model documents the keys) for an exp's graph."""
+    from bccmt.features import for_purpose
     from bccmt.provenance import git_commit
 
-    scoring = md.scoring_section(exp_dir, cfg.trials_name)
-    eval_set = Path(scoring["trials"]).parent.parent.name if scoring else None
-    training = FbankConfig.from_dict(exp_cfg["features"], f"{exp_dir}/config.yaml")
-    features = extraction_config(training).to_dict()
-    floor = silence_floor(training)
-    return {"format": "bccmt-export", "version": 1, "model_name": exp_cfg["model"]["name"],
-            "exp": str(exp_dir), "commit": git_commit(), "created": md.now_utc(),
-            "embedding_dim": int(model.embedding_dim), "sample_rate": features["sample_rate"],
-            "features": features,
-            # per-bin log-Mel floor applied after the fbank (digital silence; see
+    features = for_purpose(exp_cfg.features, "extraction")
+    floor = graph.floor
+    return {"format": "bccmt-export", "version": 2, "model_name": exp_cfg.model_name,
+            "exp": str(exp_dir), "exp_name": exp_dir.name, "commit": git_commit(),
+            "created": md.now_utc(), "embedding_dim": int(graph.model.embedding_dim),
+            "sample_rate": features.sample_rate, "features": features.to_dict(),
+            # inside the graph, for information: the per-bin log-Mel floor (digital silence;
             # bccmt.features.silence_floor), null for a model trained without dither
-            "silence_floor": None if floor is None else [float(v) for v in floor],  # exact
-            "inputs": md.inputs_section(exp_dir, model.min_frames, eval_set),
-            "files": {}, "default_onnx": None, "scoring": scoring, "parity": {}}
+            "silence_floor": None if floor is None else [float(v) for v in floor],
+            "inputs": inputs, "files": {}, "default_onnx": None, "scoring": scoring,
+            "parity": {}}
 
 
-def _write_formats(model, tmp: Path, meta: Dict, cfg: ExportConfig) -> Dict[str, ParityReport]:
-    """Exports and checks every asked format into ``tmp``; returns the parity reports."""
+def _write_formats(stage4, tmp: Path, meta: Dict, cfg: ExportConfig) -> Dict[str, ParityReport]:
+    """Exports stage 4's module and checks every asked format into ``tmp``; returns the parity
+    reports."""
+    from bccmt.export.parity import BATCHES, FRAMES
     from bccmt.export.quantize import calibration_chunks, quantize
 
-    graph = InferenceGraph(model)
-    reference = torch_reference(model)
+    graph = export_graph(stage4)
+    reference = torch_reference(stage4)
     pool = None
     if meta["scoring"]:
-        pool = _feature_pool(Path(meta["scoring"]["trials"]).parent.parent, 4 * 3000 + 1)
-    inputs = parity_inputs(model.n_mels, pool)
+        pool = _feature_pool(Path(meta["scoring"]["trials"]).parent.parent,
+                             max(BATCHES) * max(FRAMES) + 1)
+    inputs = parity_inputs(stage4.model.n_mels, pool)
     logger.info("parity inputs: %s", "real fbank frames" if pool is not None else "random")
     reports = {}
     if "onnx" in cfg.formats:
@@ -117,6 +118,7 @@ def export_exp(exp_dir, out_dir=None, cfg: ExportConfig = ExportConfig()) -> Pat
     """Exports exp_dir's final model into out_dir (default exp_dir/export); returns out_dir."""
     import torch
 
+    from bccmt.embed import embedding_graph
     from bccmt.exp import load_embedding_model
 
     bad = sorted(set(cfg.formats) - set(FORMATS))
@@ -128,14 +130,19 @@ def export_exp(exp_dir, out_dir=None, cfg: ExportConfig = ExportConfig()) -> Pat
     out_dir = Path(out_dir) if out_dir else exp_dir / "export"
     torch.set_num_threads(cfg.threads)
     model, exp_cfg = load_embedding_model(exp_dir)
-    meta = build_metadata(exp_dir, model, exp_cfg, cfg)
+    scoring = md.scoring_section(exp_dir, cfg.trials_name)
+    eval_set = Path(scoring["trials"]).parent.parent.name if scoring else None
+    extract_cfg = md.extract_config(exp_dir, eval_set)
+    stage4 = embedding_graph(model, exp_cfg.features, extract_cfg).eval()
+    meta = build_metadata(exp_dir, stage4, exp_cfg, md.inputs_section(stage4, extract_cfg),
+                          scoring)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
     try:
-        reports = _write_formats(model, tmp, meta, cfg)
+        reports = _write_formats(stage4, tmp, meta, cfg)
         for r in reports.values():
             logger.info("parity %s -> %s", r.describe(), "ok" if r.passed else
                         ("FAILED" if r.gated else "reported only"))

@@ -18,12 +18,12 @@ teacher speakers) at level ``kd.check_p_value`` (null: log only).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from bccmt.features import FbankConfig
 from bccmt.kd.attention_loss import attention_kd_loss, embedding_kd_loss
 from bccmt.kd.config import KDSection
 
@@ -41,25 +41,21 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def load_teacher(exp_dir, features: Dict, device,
+def load_teacher(exp_dir, features: FbankConfig, device,
                  checkpoint: Optional[str] = None) -> Tuple[torch.nn.Module, Dict]:
-    """(frozen teacher, its final.pt dict); its feature config must equal the student's.
+    """(frozen teacher, its final.pt dict); its feature config (<exp_dir>/config.yaml) must equal
+    ``features``, the student's training data's fbank config.
     ``checkpoint``: a file in <exp_dir>/models other than final.pt, e.g. epoch_10.pt."""
     from bccmt.exp import load_embedding_model, load_final
 
-    from bccmt.features import FbankConfig
-
     model, cfg = load_embedding_model(exp_dir, device=device, checkpoint=checkpoint)
-    source = Path(exp_dir) / "config.yaml"
     # all settings, dither too: the teacher sees the student's very crops, so it must have been
     # trained on features made the same way
-    diff = FbankConfig.from_dict(cfg["features"], f"{source} 'features'").differences(
-        FbankConfig.from_dict(features, "the training data's fbank.yaml"),
-        names=("teacher", "student"))
+    diff = cfg.features.differences(features, names=("teacher", "student"))
     if diff:
-        raise TeacherCheckError(f"{source}: teacher features differ from the training data's "
+        raise TeacherCheckError(f"{cfg.path}: teacher features differ from the training data's "
                                 f"fbank.yaml: {', '.join(diff)}")
-    log.info("teacher %s (%s) loaded strictly from %s/models/%s", cfg["model"]["name"],
+    log.info("teacher %s (%s) loaded strictly from %s/models/%s", cfg.model_name,
              type(model).__name__, exp_dir, checkpoint or "final.pt")
     return freeze(model), load_final(exp_dir, checkpoint)
 

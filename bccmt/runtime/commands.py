@@ -94,7 +94,9 @@ def describe(model: ExportedModel, d: Decision) -> str:
     origin = "given on the command line"
     if d.kind != "given":
         s = model.scoring_info()
-        origin = (f"{d.kind} threshold of {model.meta['model_name']} on {s['trials_name']} "
+        arch = model.meta["model_name"]
+        who = model.name if model.name == arch else f"{model.name} ({arch})"
+        origin = (f"{d.kind} threshold of {who} on {s['trials_name']} "
                   f"(EER {s['eer_percent']:.2f}%, minDCF(0.01) {s['min_dcf_p0.01']:.4f})")
     return (f"{'accept' if d.accept else 'reject'}  score {d.score:.6f}  threshold "
             f"{d.threshold:.6f}  [{origin}; accept when score > threshold]")

@@ -3,10 +3,13 @@
 exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.export.metadata):
   model_name, exp, commit, created   where the model came from
   embedding_dim, sample_rate         (D,) float32 embeddings of 16 kHz audio
-  features                           the training fbank config (features.FbankConfig), dither 0
-  silence_floor                      per-bin log-Mel floor applied after the fbank (null: none)
-  inputs                             min_frames, max_chunk_frames, length_quantum: how the recipe's
-                                     stage 4 cut utterances (bccmt.inputs.model_inputs)
+  model_name, exp_name               the architecture (bccmt_tiny) and the exp it was trained as
+                                     (bccmt_tiny_kd)
+  features                           the fbank config (features.FbankConfig) at extraction
+                                     settings: dither 0
+  silence_floor, inputs              what the graph does after the fbank (the per-bin floor, tiling
+                                     to min_frames, chunks of max_chunk_frames, the length
+                                     quantum): for information, all of it is inside the graph
   files                              {"onnx": ..., "onnx_int8": ..., "torchscript": ...}
   default_onnx                       the file ``bccmt`` uses unless told otherwise
   scoring                            cosine: the training mean it subtracts ("mean", D floats), the
@@ -14,10 +17,9 @@ exp/<m>/export/ holds the model files and ``metadata.json`` (written by bccmt.ex
                                      from (null when the exp had no stage-5 results)
   parity                             the export-time parity figures per format
   int8_decision                      (after stage 7) why int8 is, or is not, the default
-Embeddings are computed exactly as stage 4 did: kaldi-native-fbank features with the training
-config and dither 0 (bccmt.features.compute_fbank), floored at ``silence_floor``
-(bccmt.features.silence_floor), utterances cut by bccmt.inputs.model_inputs,
-one forward per input, chunk embeddings averaged.
+Embeddings are computed exactly as stage 4 did: kaldi-native-fbank features of the whole file at
+``features`` (bccmt.features.compute_fbank), then one forward of the graph (bccmt.inputs.
+EmbeddingGraph, exported), which does everything stage 4 does after the fbank.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ import numpy as np
 
 from bccmt.audio import AudioError, read_audio_converted
 from bccmt.backend.cosine import prepare_cosine
-from bccmt.features import FbankConfig, apply_floor, compute_fbank
-from bccmt.inputs import model_inputs
+from bccmt.features import FbankConfig, compute_fbank
 
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("model_name", "embedding_dim", "sample_rate", "features", "inputs", "files",
@@ -91,8 +92,7 @@ class Decision:
 class ExportedModel:
     """Embeds audio and scores trials like the recipe, from an export dir."""
 
-    def __init__(self, model_dir, precision: str = "default", threads: int = 1,
-                 fbank_overrides: Optional[Dict[str, object]] = None):
+    def __init__(self, model_dir, precision: str = "default", threads: int = 1):
         self.dir = Path(model_dir)
         self.meta = read_metadata(self.dir)
         files = self.meta["files"]
@@ -103,34 +103,31 @@ class ExportedModel:
                                 f"(files: {', '.join(f'{k}={v}' for k, v in files.items())})")
         self.onnx_file = self.dir / name
         self.net = OnnxEmbedder(self.onnx_file, threads)
-        # overrides are for experiments only (e.g. another toolkit's front end): the model was
-        # trained on the stored config
-        self.fbank = FbankConfig.from_dict(dict(self.meta["features"], **(fbank_overrides or {})),
-                                           f"{self.dir}/{METADATA_FILE} + --fbank")
-        floor = self.meta.get("silence_floor")  # exports before it existed have none
-        self.floor = (np.asarray(floor, dtype=np.float32)
-                      if floor is not None and not fbank_overrides else None)
-        self.inputs = self.meta["inputs"]
+        self.fbank = FbankConfig.from_dict(self.meta["features"], f"{self.dir}/{METADATA_FILE}")
+        if not self.meta["inputs"].get("inside_graph"):
+            raise ModelDirError(f"{self.dir}/{METADATA_FILE}: an export from before the graph held "
+                                "every step after the fbank; export the exp again (stage 7)")
         self.scoring = self.meta["scoring"]
 
     @property
     def dim(self) -> int:
         return int(self.meta["embedding_dim"])
 
+    @property
+    def name(self) -> str:
+        """The exp the model was trained as (e.g. bccmt_tiny_kd), else the architecture."""
+        return str(self.meta.get("exp_name") or self.meta["model_name"])
+
     def embed_feats(self, feats: np.ndarray) -> np.ndarray:
-        """(T, F) raw fbank -> (D,) float32: chunks embedded one by one and averaged."""
-        rows = [self.net(x[None])[0] for x in model_inputs(
-            feats, int(self.inputs["min_frames"]), int(self.inputs["max_chunk_frames"]),
-            int(self.inputs["length_quantum"]))]
-        vec = rows[0] if len(rows) == 1 else np.mean(np.stack(rows).astype(np.float64), axis=0)
-        return np.asarray(vec, dtype=np.float32)
+        """(T, F) raw fbank of a whole file -> (D,) float32 (the graph does the rest)."""
+        return self.net(feats[None])[0]
 
     def embed_audio(self, spec: str, name: Optional[str] = None) -> np.ndarray:
         """A file path or wav.scp value -> (D,) embedding; errors name the input."""
         name = name or spec
         try:
             wave = read_audio_converted(spec, self.fbank.sample_rate, name=name)
-            feats = apply_floor(compute_fbank(wave, self.fbank), self.floor)
+            feats = compute_fbank(wave, self.fbank)
         except (AudioError, ValueError) as e:
             raise ModelDirError(f"{name}: {e}") from None
         emb = self.embed_feats(feats)

@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from bccmt.features import apply_cmn
+from bccmt.features import FbankConfig, apply_cmn
 from bccmt.io import TableError, read_kv
 from bccmt.config import DataSection, SpecAugmentSection
 
@@ -60,10 +60,12 @@ class CropDataset(torch.utils.data.Dataset):
     """Random crops of a Kaldi data dir. Index = (epoch, position, utterance index).
 
     Returns (feats (crop_frames, F) float32 mean-normalised log-Mel, speaker index int).
+    ``features``: the data dir's fbank config (its frame shift turns seconds into frames;
+    F = its num_mel_bins).
     """
 
-    def __init__(self, data_dir, cfg: DataSection, frame_shift_ms: float, seed: int,
-                 spk2idx: Optional[Dict[str, int]] = None, feat_dim: int = 80):
+    def __init__(self, data_dir, cfg: DataSection, features: FbankConfig, seed: int,
+                 spk2idx: Optional[Dict[str, int]] = None):
         data_dir = Path(data_dir)
         try:
             feats = read_kv(data_dir / "feats.scp")
@@ -75,8 +77,8 @@ class CropDataset(torch.utils.data.Dataset):
             raise DataError(f"{data_dir}/utt2spk: no speaker for utterance '{missing[0]}' "
                             f"({len(missing)} of feats.scp missing)")
         self.cfg, self.seed = cfg, seed
-        self.crop_frames = int(round(cfg.crop_seconds * 1000.0 / frame_shift_ms))
-        min_frames = int(round(cfg.min_seconds * 1000.0 / frame_shift_ms))
+        self.crop_frames = int(round(cfg.crop_seconds * 1000.0 / features.frame_shift_ms))
+        min_frames = int(round(cfg.min_seconds * 1000.0 / features.frame_shift_ms))
         if cfg.short_policy == "drop":
             min_frames = max(min_frames, self.crop_frames)
         lengths = _num_frames(data_dir, feats)
@@ -97,7 +99,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.lengths = np.array([lengths[u] for u in keep], dtype=np.int64)
         self.labels = np.array([self.spk2idx[utt2spk[u]] for u in keep], dtype=np.int64)
         self.num_repeated = int((self.lengths < self.crop_frames).sum())
-        self.feat_dim = int(feat_dim)
+        self.feat_dim = int(features.num_mel_bins)
 
     def __len__(self) -> int:
         return len(self.utts)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from bccmt.features import FbankConfig
 from bccmt.kd.config import KDSection
 from bccmt.kd.diagnostics import MapMonitor, fixed_crops
 from bccmt.kd.teacher import Distiller, TeacherCheckError, default_pairs, load_teacher
 from bccmt.train import distributed as dist_util
 
 
-def make_distiller(kd: KDSection, teacher_exp, student, dataset, features, info):
+def make_distiller(kd: KDSection, teacher_exp, student, dataset, features: FbankConfig, info):
     """Loads and checks the teacher of a training run -> (Distiller, or None unless kd.enabled;
-    MapMonitor on the main rank, or None unless kd.monitor_utts > 0). ``info``: the run's
+    MapMonitor on the main rank, or None unless kd.monitor_utts > 0). ``features``: the training
+    data's fbank config, which the teacher's must equal. ``info``: the run's
     bccmt.train.distributed info; a failed check on rank 0 stops every rank."""
     teacher, final = load_teacher(teacher_exp, features, info.device, kd.teacher_checkpoint)
     distiller = Distiller(teacher, default_pairs(student, teacher, kd.layers), kd)
@@ -42,5 +44,5 @@ def training_crops(train_dir, config, overrides, num: int):
     train_dir = Path(train_dir)
     fbank = load_fbank_config(train_dir / "fbank.yaml")
     data_cfg = load_config(config, overrides).data
-    dataset = CropDataset(train_dir, data_cfg, fbank.frame_shift_ms, 0, feat_dim=fbank.num_mel_bins)
+    dataset = CropDataset(train_dir, data_cfg, fbank, 0)
     return fixed_crops(dataset, num)

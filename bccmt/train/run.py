@@ -9,6 +9,7 @@ from typing import Any, Dict, List
 import torch
 
 from bccmt.config import TrainConfig
+from bccmt.features import FbankConfig
 from bccmt.train.data import CropDataset, EpochBatchSampler
 
 
@@ -35,6 +36,7 @@ class Run:
     info: Any  # dist_util.DistInfo
     exp_dir: Path
     resolved: Dict[str, Any]  # the config plus features, as config.yaml and checkpoints hold it
+    features: FbankConfig  # the training data's fbank config (in resolved as a plain mapping)
     dataset: CropDataset
     net: Classifier
     sampler: EpochBatchSampler

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 import bccmt.models as models
 from bccmt.config import TrainConfig, diff_configs, plain
 from bccmt.exp import check_input_size, save_resolved
-from bccmt.features import load_fbank_config
+from bccmt.features import FbankConfig, load_fbank_config
 from bccmt.train import checkpoint as ckpt
 from bccmt.train import distributed as dist_util
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
@@ -53,12 +53,13 @@ def _seed_everything(seed: int, epoch: int) -> None:
     torch.manual_seed(s)
 
 
-def _features(train_data: Path) -> Dict[str, Any]:
+def _features(train_data: Path) -> FbankConfig:
+    """The training data's fbank config (<train_data>/fbank.yaml), the model's feature config."""
     path = train_data / "fbank.yaml"
     if not path.exists():
         raise TrainError(f"{path}: missing (stage 1 writes it with feats.scp); cannot record the "
                          "feature config the model is trained on")
-    return load_fbank_config(path).to_dict()
+    return load_fbank_config(path)
 
 
 def run_training(cfg: TrainConfig, train_data, exp_dir, teacher_exp=None, init_from=None,
@@ -88,7 +89,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info, config_file=Non
     if run.start_epoch <= cfg.train.epochs and teacher_exp is not None:  # not on a finished rerun
         from bccmt.train.distill import make_distiller
         run.distiller, run.monitor = make_distiller(cfg.kd, teacher_exp, run.net.model,
-                                                    run.dataset, run.resolved["features"], info)
+                                                    run.dataset, run.features, info)
     return _fit(run)
 
 
@@ -97,16 +98,15 @@ def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
     t = cfg.train
     features = _features(train_data)
     cfg.model.args = plain(models.model_args(cfg.model.name, **cfg.model.args))
-    resolved = {**cfg.to_dict(), "features": features}
+    resolved = {**cfg.to_dict(), "features": features.to_dict()}
     if info.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_resolved(cfg.to_dict(), features, exp_dir / "config.yaml", config_file)
     log.info("resolved config: %s", resolved)
     log.info("torch threads %d, device %s, world size %d", torch.get_num_threads(), info.device,
              info.world_size)
-    dataset = CropDataset(train_data, cfg.data, features["frame_shift_ms"], t.seed,
-                          spk2idx=state["spk2idx"] if state else None,
-                          feat_dim=features["num_mel_bins"])
+    dataset = CropDataset(train_data, cfg.data, features, t.seed,
+                          spk2idx=state["spk2idx"] if state else None)
     log.info("%s: %d utterances (%d shorter than a crop, tiled), %d speakers, crop %d frames",
              train_data, len(dataset), dataset.num_repeated, dataset.num_speakers, dataset.crop_frames)
     if info.is_main:
@@ -125,7 +125,7 @@ def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
     optimizer = build_optimizer(net.parameters(), cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, t.epochs, sampler.steps_per_epoch())
     use_amp = t.amp and info.device.type == "cuda"
-    return Run(cfg, info, exp_dir, resolved, dataset, net, sampler, optimizer, scheduler,
+    return Run(cfg, info, exp_dir, resolved, features, dataset, net, sampler, optimizer, scheduler,
                torch.amp.GradScaler("cuda", enabled=use_amp), use_amp)
 
 
