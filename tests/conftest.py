@@ -91,3 +91,18 @@ def quick_recipe(tmp_path_factory):
     proc = subprocess.run(["bash", "run.sh", "--quick", "true"], cwd=recipe, capture_output=True,
                           text=True, timeout=1500)
     return recipe, proc
+
+
+@pytest.fixture(scope="session")
+def quick_exported(quick_recipe):
+    """(recipe dir, CompletedProcess, RESULTS.md text before it) of stage 7 of the quick run
+    (`bash run.sh --quick true --stage 7 --stop-stage 7 --latency-quick true`: exports, their
+    accuracy by `bccmt embed` and sherpa-onnx, latency), run once per session after quick_recipe."""
+    recipe, proc = quick_recipe
+    if proc.returncode != 0:
+        pytest.fail("the quick recipe (stages 0-6) failed; see test_quick_recipe_end_to_end")
+    before = (recipe / "quick" / "RESULTS.md").read_text()
+    proc7 = subprocess.run(
+        ["bash", "run.sh", "--quick", "true", "--stage", "7", "--stop-stage", "7",
+         "--latency-quick", "true"], cwd=recipe, capture_output=True, text=True, timeout=1500)
+    return recipe, proc7, before

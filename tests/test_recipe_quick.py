@@ -55,21 +55,29 @@ def test_quick_recipe_end_to_end(quick_recipe):
     assert proc2.returncode == 0, (proc2.stdout + proc2.stderr)[-4000:]
     body = lambda t: [r for r in t.splitlines() if r.startswith("|")]  # noqa: E731
     assert body((work / "RESULTS.md").read_text()) == body(results)
-    # stage 7 (not in the default run): exports, their accuracy from audio, a latency table
-    proc3 = subprocess.run(
-        ["bash", "run.sh", "--quick", "true", "--stage", "7", "--stop-stage", "7",
-         "--latency-quick", "true"], cwd=recipe, capture_output=True, text=True, timeout=1200,
-    )
+
+
+@pytest.mark.slow
+def test_quick_recipe_stage7(quick_exported):
+    """Stage 7 (not in the default run; tests/conftest.py runs it once): exports, their accuracy
+    from audio with `bccmt embed` and with sherpa-onnx, a latency table."""
+    recipe, proc3, results = quick_exported
     assert proc3.returncode == 0, (proc3.stdout + proc3.stderr)[-6000:]
+    work = recipe / "quick"
+    body = lambda t: [r for r in t.splitlines() if r.startswith("|")]  # noqa: E731
     final = (work / "RESULTS.md").read_text()
     assert body(final)[:len(body(results))] == body(results)  # stage 6's table kept
     for model in ("bccmt_base", "bccmt_tiny_kd", "bccmt_tiny"):
         export = work / "exp" / model / "export"
         for name in ("model.onnx", "model.int8.onnx", "model.torchscript.pt", "metadata.json"):
             assert (export / name).is_file(), export / name
-        for runtime in ("ONNX fp32", "ONNX int8"):
+        for runtime in ("ONNX fp32", "ONNX int8", "sherpa-onnx fp32"):
             assert any(r.startswith(f"| {model} |") and f"| {runtime} |" in r
                        for r in body(final)), (model, runtime)
         assert any(r.startswith(f"| {model} ONNX fp32 |") for r in body(final))
+        sets = {p: sorted(d.parent.name for d in (work / "exp" / model / "export_eval" / p
+                                                   / "embeddings").glob("*/utt2spk"))
+                for p in ("fp32", "sherpa")}
+        assert sets["sherpa"] == sets["fp32"] and len(sets["fp32"]) == 2, sets  # backend, eval
     assert "<!-- begin export-latency -->" in final and "ecapa_tdnn_c512 PyTorch" in final
     assert "<!-- begin export-accuracy -->" in final

@@ -3,12 +3,13 @@
   python -m bccmt.bin.export_report --exps exp/bccmt_base exp/bccmt_tiny_kd \
       --out exp/export_accuracy.md [--latency exp/export_latency.json] [--results RESULTS.md]
 
-Reads exp/<m>/scores/*.result (stage 5, PyTorch) and exp/<m>/export_eval/{fp32,int8}/scores/
-*.result (the same lists scored from ``bccmt embed`` embeddings) and writes one markdown table.
+Reads exp/<m>/scores/*.result (stage 5, PyTorch), exp/<m>/export_eval/{fp32,int8}/scores/
+*.result (the same lists scored from ``bccmt embed`` embeddings) and exp/<m>/export_eval/sherpa/
+scores/*.result (from sherpa-onnx's extractor on model.onnx) and writes one markdown table.
 For each export with an int8 model, metadata.json's default_onnx becomes the int8 file only if
 its cosine EER is within 0.2 points of fp32's and (with --latency, stage 7's latency JSON) it runs
-faster (bccmt.export.compare). With --results, the table also goes into that RESULTS.md as the
-block "export-accuracy".
+faster (bccmt.export.compare); the sherpa-onnx rows do not take part. With --results, the
+table also goes into that RESULTS.md as the block "export-accuracy".
 """
 
 import json
@@ -46,7 +47,8 @@ def main(argv=None) -> int:
     if not rows:
         logger.error("no results under %s", ", ".join(str(e) for e in exps))
         return 1
-    text = ("### Exported models: accuracy (`bccmt embed` from audio, then local/score.sh)\n\n"
+    text = ("### Exported models: accuracy (`bccmt embed` or sherpa-onnx from audio, then "
+            "local/score.sh)\n\n"
             + table(rows) + "\n\nint8 becomes an export's default ONNX model only if its cosine "
             f"EER is within {INT8_MAX_EER_LOSS} points of fp32's and it is faster:\n\n"
             + "\n".join(f"- {d}" for d in decisions) + "\n")

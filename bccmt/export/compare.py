@@ -1,12 +1,14 @@
 """Accuracy of the exported models beside the recipe's PyTorch results, and the int8 decision.
 
 Stage 7 embeds the backend and evaluation sets from audio with ``bccmt embed`` (fp32 and int8
-ONNX) into exp/<m>/export_eval/<precision>/embeddings/<set> and scores them with local/score.sh,
-exactly like stages 4-5. This module reads exp/<m>/scores/*.result (PyTorch) and
-exp/<m>/export_eval/<precision>/scores/*.result, makes one table, and sets an export's
-``default_onnx`` to the int8 file only if its cosine EER is within INT8_MAX_EER_LOSS points
-(absolute) of fp32's on the trial list of its thresholds and, when stage 7's latency table is
-given, int8 is also faster than fp32 (a slower int8 model is no default, whatever its EER).
+ONNX) into exp/<m>/export_eval/<precision>/embeddings/<set>, and with sherpa-onnx's extractor
+(fp32 ONNX; bccmt.export.clients) into exp/<m>/export_eval/sherpa/embeddings/<set>, and scores
+them with local/score.sh, exactly like stages 4-5. This module reads exp/<m>/scores/*.result
+(PyTorch) and exp/<m>/export_eval/{fp32,int8,sherpa}/scores/*.result, makes one table, and sets an
+export's ``default_onnx`` to the int8 file only if its cosine EER is within INT8_MAX_EER_LOSS
+points (absolute) of fp32's on the trial list of its thresholds and, when stage 7's latency table
+is given, int8 is also faster than fp32 (a slower int8 model is no default, whatever its EER).
+The sherpa-onnx rows are reported only: they take no part in that decision.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from bccmt.runtime.model import METADATA_FILE, read_metadata
 logger = logging.getLogger(__name__)
 INT8_MAX_EER_LOSS = 0.2  # EER points (absolute) int8 may lose against fp32 to be the default
 RUNTIMES = (("PyTorch", "scores"), ("ONNX fp32", "export_eval/fp32/scores"),
-            ("ONNX int8", "export_eval/int8/scores"))
+            ("ONNX int8", "export_eval/int8/scores"),
+            ("sherpa-onnx fp32", "export_eval/sherpa/scores"))
 BACKENDS = ("cosine", "asnorm", "plda")
 
 

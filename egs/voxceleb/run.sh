@@ -9,7 +9,8 @@
 #   stage 5  scoring: cosine, AS-norm, LDA+PLDA (local/score.sh)
 #   stage 6  EER / minDCF, RESULTS.md, DET plot
 #   stage 7  export (ONNX fp32 + int8, TorchScript; parity-checked), accuracy of the exported models
-#            from audio with the `bccmt` command, latency table (not run by default: --stop-stage 7)
+#            from audio with the `bccmt` command and with sherpa-onnx, latency table (not run by
+#            default: --stop-stage 7)
 set -euo pipefail
 
 stage=0                # first stage to run
@@ -239,15 +240,23 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
       log 7 "export $exp/$m -> $exp/$m/export (ONNX fp32 and int8 $int8_method, TorchScript; parity)"
       python -m bccmt.bin.export --exp-dir $exp/$m "${export_opts[@]}"
     fi
-    for p in fp32 int8; do
+    # fp32 / int8: our `bccmt embed`; sherpa: sherpa-onnx's speaker extractor on model.onnx (its
+    # own fbank of the whole file; reported beside the others, no part in the int8 decision)
+    for p in fp32 int8 sherpa; do
       d=$exp/$m/export_eval/$p
       if newer $d/scores/done $exp/$m/export/model.onnx $exp/$m/export/model.int8.onnx; then
         log 7 "$d/scores are newer than the export: kept"; continue
       fi
       for dset in $backend_set $eval_set; do
-        log 7 "bccmt embed ($p): $data/$dset -> $d/embeddings/$dset"
-        bccmt embed --model $exp/$m/export --precision $p --wav-scp $data/$dset/wav.scp \
-          --out-dir $d/embeddings/$dset
+        if [ $p = sherpa ]; then
+          log 7 "sherpa-onnx (fp32 model.onnx): $data/$dset -> $d/embeddings/$dset"
+          python -m bccmt.bin.sherpa_embed --model $exp/$m/export --wav-scp $data/$dset/wav.scp \
+            --out-dir $d/embeddings/$dset
+        else
+          log 7 "bccmt embed ($p): $data/$dset -> $d/embeddings/$dset"
+          bccmt embed --model $exp/$m/export --precision $p --wav-scp $data/$dset/wav.scp \
+            --out-dir $d/embeddings/$dset
+        fi
         cp $data/$dset/utt2spk $d/embeddings/$dset/utt2spk
       done
       log 7 "scoring the $p embeddings of $m with $backends"
