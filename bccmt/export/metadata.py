@@ -2,8 +2,9 @@
 
 metadata.json (read by bccmt.runtime.model, which documents its keys) holds everything needed to
 score like the recipe: the feature config at extraction settings (dither 0), the embedding dim,
-the training mean that cosine scoring subtracts and the EER / minDCF(0.01) thresholds with the trial list they came from (exp/<m>/scores/<trials>.cosine.result, stage 5-6),
-the commit and the model name.
+the training mean that cosine scoring subtracts and the EER / minDCF(0.01) thresholds with the
+trial list they came from (exp/<m>/scores/<trials>.cosine.result, stage 5-6), the commit, the
+model name and the exp name.
 
 sherpa-onnx keys. sherpa-onnx's speaker-embedding extractor reads these metadata_props from the
 ONNX file (sherpa-onnx/csrc/speaker-embedding-extractor-model.cc and the
