@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from bccmt.export.compare import INT8_MAX_EER_LOSS, choose_default, collect, table
@@ -83,3 +84,20 @@ def test_int8_default_rule(tmp_path, fp32, int8, speed, want):
     assert meta["default_onnx"] == want, line
     assert meta["int8_decision"]["int8_is_default"] == (want == "model.int8.onnx")
     assert f"{int8:.3f}%" in line and "| bccmt_tiny | O | cosine | ONNX int8 |" in table(rows)
+
+
+def test_embedding_agreement_min_and_median(tmp_path):
+    """Stage 7's per-utterance cosine of an exported runtime's embeddings against stage 4's."""
+    from bccmt.export.compare import embedding_agreement
+    from bccmt.io.vectors import write_vectors
+
+    exp = tmp_path / "bccmt_tiny_kd"
+    ref = {f"u{i}": np.eye(3, dtype=np.float32)[i % 3] + 1 for i in range(4)}
+    got = dict(ref, u3=np.array([1, 1, 2], np.float32), u9=np.ones(3, np.float32))
+    for sub, vecs in (("embeddings/vox1", ref), ("export_eval/sherpa/embeddings/vox1", got)):
+        (exp / sub).mkdir(parents=True)
+        write_vectors(exp / sub / "xvector.ark", exp / sub / "xvector.scp", sorted(vecs.items()))
+    (line,) = embedding_agreement(exp)
+    # u3: [1, 1, 2] against [2, 1, 1]: 5/6; u9 has no stage-4 embedding and is left out
+    assert line == ("bccmt_tiny_kd sherpa vs stage 4 on vox1 (4 utterances): cosine min "
+                    "0.833333, median 1.000000")

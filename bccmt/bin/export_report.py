@@ -24,7 +24,8 @@ BLOCK = "export-accuracy"
 
 
 def main(argv=None) -> int:
-    from bccmt.export.compare import INT8_MAX_EER_LOSS, choose_default, collect, table
+    from bccmt.export.compare import (INT8_MAX_EER_LOSS, choose_default, collect,
+                                      embedding_agreement, table)
     from bccmt.io.markdown import publish, table_tool_parser
     from bccmt.runtime.model import ModelDirError
 
@@ -35,12 +36,13 @@ def main(argv=None) -> int:
     setup_logging()
     exps = [Path(e) for e in a.exps]
     latency = json.loads(Path(a.latency).read_text()) if a.latency else None
-    rows, decisions = [], []
+    rows, decisions, agreement = [], [], []
     try:
         for exp in exps:
             mine = collect(exp)
             rows += mine
             decisions.append(choose_default(exp, mine, latency))
+            agreement += embedding_agreement(exp)
     except ModelDirError as e:
         logger.error("%s", e)
         return 1
@@ -51,7 +53,10 @@ def main(argv=None) -> int:
             "local/score.sh)\n\n"
             + table(rows) + "\n\nint8 becomes an export's default ONNX model only if its cosine "
             f"EER is within {INT8_MAX_EER_LOSS} points of fp32's and it is faster:\n\n"
-            + "\n".join(f"- {d}" for d in decisions) + "\n")
+            + "\n".join(f"- {d}" for d in decisions) + "\n"
+            + ("\nThe same utterances embedded from audio by an exported runtime and by stage 4 "
+               "(per-utterance cosine):\n\n" + "\n".join(f"- {x}" for x in agreement) + "\n"
+               if agreement else ""))
     publish(text, a.out, a.results, BLOCK)
     return 0
 

@@ -54,6 +54,34 @@ def table(rows: List[Dict[str, object]]) -> str:
     return "\n".join([head] + body)
 
 
+def embedding_agreement(exp: Path) -> List[str]:
+    """Per set embedded both by stage 4 (exp/<m>/embeddings/<set>) and from audio by an exported
+    runtime (export_eval/<runtime>/embeddings/<set>): the min and median cosine of the two
+    embeddings of each utterance, one line per runtime and set."""
+    import numpy as np
+
+    from bccmt.io.vectors import read_vectors
+
+    lines = []
+    for sub in sorted((exp / "export_eval").glob("*/embeddings/*/xvector.scp")):
+        ref_scp = exp / "embeddings" / sub.parent.name / "xvector.scp"
+        if not ref_scp.is_file():
+            continue
+        keys, got = read_vectors(sub)
+        ref_keys, ref = read_vectors(ref_scp)
+        index = {k: i for i, k in enumerate(ref_keys)}
+        common = [k for k in keys if k in index]
+        if not common:
+            continue
+        a = got[[keys.index(k) for k in common]].astype(np.float64)
+        b = ref[[index[k] for k in common]].astype(np.float64)
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        runtime = sub.parent.parent.parent.name
+        lines.append(f"{exp.name} {runtime} vs stage 4 on {sub.parent.name} ({len(common)} "
+                     f"utterances): cosine min {cos.min():.6f}, median {np.median(cos):.6f}")
+    return lines
+
+
 def _cosine_eer(rows, runtime: str, trials: str) -> Optional[float]:
     got = [r["eer"] for r in rows if r["runtime"] == runtime and r["backend"] == "cosine"
            and r["trials"] == trials]
