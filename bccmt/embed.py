@@ -35,7 +35,7 @@ import yaml
 
 from bccmt.features import FbankConfig, for_purpose, silence_floor
 from bccmt.inputs import LENGTH_QUANTUM, MAX_CHUNK_FRAMES, EmbeddingGraph
-from bccmt.io.tables import read_kv
+from bccmt.io.tables import c_order, read_kv
 from bccmt.io.vectors import iter_vectors, read_vectors, write_vectors
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class FeatureSource:
                     "feats.scp" if self.use_feats else "wav.scp, computed at extraction settings")
 
     def utterances(self) -> List[str]:
-        return sorted(self.table, key=lambda k: k.encode("utf-8"))
+        return sorted(self.table, key=c_order)
 
     def __call__(self, utt: str) -> np.ndarray:
         spec = self.table[utt]

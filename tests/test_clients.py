@@ -79,10 +79,10 @@ def cosine_eer(export_dir, emb: dict, trials_path) -> float:
     """Cosine EER (%) of ``emb`` on a trial list, the training mean of metadata.json subtracted:
     the ``bccmt score`` path (bccmt.runtime.commands.score_trials) on given embeddings."""
     from bccmt.metrics import compute_metrics
-    from bccmt.runtime.commands import read_trial_pairs
+    from bccmt.io.tables import read_trials
     from bccmt.runtime.model import ExportedModel, cosine_trial_scores
 
-    trials = read_trial_pairs(trials_path)
+    trials = read_trials(trials_path, labels=False)
     keys = sorted(emb)
     scores = cosine_trial_scores(ExportedModel(export_dir), keys,
                                  np.stack([emb[k] for k in keys]), trials)

@@ -58,6 +58,21 @@ def test_read_trials(tmp_path):
     p.write_text("e1 t1 target\ne1 t2 1\n")
     with pytest.raises(TableError, match=r"trials:2: expected"):
         read_trials(p)
+    # without a key: the label is optional, a missing one is None; the keyed reader refuses it
+    p.write_text("e1 t1\ne1 t2 nontarget\n")
+    assert read_trials(p, labels=False) == [("e1", "t1", None), ("e1", "t2", False)]
+    with pytest.raises(TableError, match=r"trials:1: expected 'enroll test target\|nontarget'"):
+        read_trials(p)
+    p.write_text("\n")
+    with pytest.raises(TableError, match="no trials"):
+        read_trials(p, labels=False)
+
+
+def test_c_order_is_kaldi_byte_order():
+    from bccmt.io import c_order
+
+    keys = ["b", "B", "a-1", "a_1", "\u00e9", "z"]
+    assert sorted(keys, key=c_order) == ["B", "a-1", "a_1", "b", "z", "\u00e9"]
 
 
 def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):

@@ -31,7 +31,7 @@ import numpy as np
 
 from bccmt import augment as aug
 from bccmt.audio import AudioError, read_audio
-from bccmt.io.tables import read_kv
+from bccmt.io.tables import c_order, read_kv
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("utt2spk", "utt2dur", "aug_info", "skipped", "rescaled", "wav.scp")  # wav.scp last
@@ -123,7 +123,7 @@ def job_utterances(utts: Sequence[str], subset: Optional[int], seed: int, aug_ty
     """Part ``job`` (1-based) of ``num_jobs`` contiguous parts of the (subset of the) sorted ids."""
     from bccmt.data.datadir import split_scp
 
-    chosen = aug.select_subset(sorted(utts, key=lambda u: u.encode("utf-8")), subset, seed, aug_type)
+    chosen = aug.select_subset(sorted(utts, key=c_order), subset, seed, aug_type)
     if not 1 <= job <= num_jobs:
         raise AugmentJobError(f"job {job} is not in 1..{num_jobs}")
     if len(chosen) < num_jobs:

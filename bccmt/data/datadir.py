@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from bccmt.io.tables import TableError, atomic_write, read_kv
+from bccmt.io.tables import TableError, atomic_write, c_order, read_kv
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,9 @@ class DataDirError(ValueError):
     """A data dir (or table) a user must fix; the message says where and how."""
 
 
-def byte_key(key: str) -> bytes:
-    return key.encode("utf-8")
-
-
 def examples(items: Iterable[str], limit: int = MAX_EXAMPLES) -> str:
     """The first ``limit`` items in byte order, "a, b, c (and N more)": for error messages."""
-    items = sorted(items, key=byte_key)
+    items = sorted(items, key=c_order)
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 
@@ -144,7 +140,7 @@ def _read(path: Path, problems: List[str]) -> Optional[Dict[str, str]]:
         return None
     keys = list(table)
     for prev, key in zip(keys, keys[1:]):
-        if byte_key(prev) > byte_key(key):
+        if c_order(prev) > c_order(key):
             problems.append(f"{path}:{_line_of(path, key)}: not sorted: '{key}' comes after "
                             f"'{prev}' (sort it with LC_ALL=C, or run utils/fix_data_dir.py "
                             f"{path.parent})")
@@ -199,8 +195,8 @@ def find_problems(data_dir, need_feats: bool = False, need_wav: bool = True) -> 
         return problems
     if not utt2spk:
         return problems + [f"{d / 'utt2spk'}: empty data dir (no utterances)"]
-    by_utt = sorted(utt2spk, key=byte_key)  # speakers must not decrease along it (Kaldi's sort -k2 rule)
-    bad = next((u for p, u in zip(by_utt, by_utt[1:]) if byte_key(utt2spk[p]) > byte_key(utt2spk[u])), None)
+    by_utt = sorted(utt2spk, key=c_order)  # speakers must not decrease along it (Kaldi's sort -k2 rule)
+    bad = next((u for p, u in zip(by_utt, by_utt[1:]) if c_order(utt2spk[p]) > c_order(utt2spk[u])), None)
     if bad is not None:
         problems.append(f"{d / 'utt2spk'}: sorting by speaker and by utterance disagree at "
                         f"'{bad}' (speaker '{utt2spk[bad]}'); utterance ids must start with their "
@@ -211,7 +207,7 @@ def find_problems(data_dir, need_feats: bool = False, need_wav: bool = True) -> 
             want = utt2spk_to_spk2utt(utt2spk)
             have = {s: u.split() for s, u in spk2utt.items()}
             bad = [s for s in set(want) | set(have)
-                   if sorted(want.get(s, []), key=byte_key) != have.get(s)]
+                   if sorted(want.get(s, []), key=c_order) != have.get(s)]
             if bad:
                 problems.append(f"{d / 'spk2utt'}: disagrees with utt2spk for {len(bad)} speakers, "
                                 f"e.g. {examples(bad)}; rebuild it with utils/fix_data_dir.py {d}")

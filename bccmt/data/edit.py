@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from bccmt.data.datadir import (CONFIG_FILES, SPK_TABLES, UTT_TABLES, DataDirError, byte_key,
+from bccmt.data.datadir import (CONFIG_FILES, SPK_TABLES, UTT_TABLES, DataDirError, c_order,
                                 examples, filter_scp, utt2spk_to_spk2utt, validate)
 from bccmt.io.tables import read_kv, write_kv, write_lists
 
@@ -95,7 +95,7 @@ def subset(src, dst, n: Optional[int] = None, utt_list: Optional[Iterable[str]] 
     if n is not None:
         if not 0 < n <= len(utt2spk):
             raise DataDirError(f"subset: asked for {n} utterances, {s} has {len(utt2spk)}")
-        keep = random.Random(seed).sample(sorted(utt2spk, key=byte_key), n)
+        keep = random.Random(seed).sample(sorted(utt2spk, key=c_order), n)
     else:
         wanted = set(utt_list) if utt_list is not None else set(spk_list)
         keep = [u for u, spk in utt2spk.items() if (u if utt_list is not None else spk) in wanted]
@@ -140,7 +140,7 @@ def combine(dst, *srcs) -> Dict[str, int]:
                     origin.setdefault(u, s)
             merged[n].update(table)
     if dups:
-        first = sorted(dups, key=byte_key)[0]
+        first = sorted(dups, key=c_order)[0]
         raise DataDirError(f"combine: {len(dups)} utterance ids occur in more than one source, "
                            f"e.g. {examples(dups)} ('{first}' is in {' and '.join(dups[first])})")
     configs = _config_files(ss)

@@ -3,6 +3,7 @@
 from bccmt.io.tables import (
     TableError,
     atomic_write,
+    c_order,
     read_kv,
     read_lists,
     read_trials,
@@ -13,6 +14,7 @@ from bccmt.io.tables import (
 __all__ = [
     "TableError",
     "atomic_write",
+    "c_order",
     "read_kv",
     "read_lists",
     "read_trials",

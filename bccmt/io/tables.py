@@ -12,7 +12,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -71,16 +71,20 @@ def read_lists(path: PathLike) -> Dict[str, List[str]]:
     return {k: v.split() for k, v in read_kv(path).items()}
 
 
-def read_trials(path: PathLike) -> List[Tuple[str, str, bool]]:
-    """Reads a Kaldi trial list ``enroll test target|nontarget`` -> [(enroll, test, is_target)]."""
-    out = []
+def read_trials(path: PathLike, labels: bool = True) -> List[Tuple[str, str, Optional[bool]]]:
+    """Reads a Kaldi trial list ``enroll test target|nontarget`` -> [(enroll, test, is_target)]:
+    the one trial parser. With ``labels`` False the label is optional (None where absent), as in
+    a list to score without a key; an empty list is then an error too."""
+    want = "enroll test target|nontarget" if labels else "enroll test [target|nontarget]"
+    out: List[Tuple[str, str, Optional[bool]]] = []
     for lineno, line in _lines(path):
         parts = line.split()
-        if len(parts) != 3 or parts[2] not in ("target", "nontarget"):
-            raise TableError(
-                f"{path}:{lineno}: expected 'enroll test target|nontarget', got '{line.strip()}'"
-            )
-        out.append((parts[0], parts[1], parts[2] == "target"))
+        n_ok = len(parts) == 3 or (not labels and len(parts) == 2)
+        if not n_ok or (len(parts) == 3 and parts[2] not in ("target", "nontarget")):
+            raise TableError(f"{path}:{lineno}: expected '{want}', got '{line.strip()}'")
+        out.append((parts[0], parts[1], None if len(parts) == 2 else parts[2] == "target"))
+    if not labels and not out:
+        raise TableError(f"{path}: no trials")
     return out
 
 
@@ -118,8 +122,9 @@ def atomic_write(path: PathLike, mode: str = "w", **kwargs):
         raise
 
 
-def _sort_key(key: str) -> bytes:
-    return key.encode("utf-8")  # LC_ALL=C byte order
+def c_order(key: str) -> bytes:
+    """Sort key of Kaldi's ``LC_ALL=C sort``: the UTF-8 bytes (the one definition)."""
+    return key.encode("utf-8")
 
 
 def write_kv(path: PathLike, items: Union[Dict[str, object], Iterable[Tuple[str, object]]]) -> None:
@@ -129,7 +134,7 @@ def write_kv(path: PathLike, items: Union[Dict[str, object], Iterable[Tuple[str,
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:3]
         raise TableError(f"{path}: refusing to write duplicate keys, e.g. {dup}")
-    pairs.sort(key=lambda kv: _sort_key(kv[0]))
+    pairs.sort(key=lambda kv: c_order(kv[0]))
     with atomic_write(path, encoding="utf-8") as f:
         for k, v in pairs:
             f.write(f"{k} {v}\n")
@@ -137,4 +142,4 @@ def write_kv(path: PathLike, items: Union[Dict[str, object], Iterable[Tuple[str,
 
 def write_lists(path: PathLike, table: Dict[str, Iterable[str]]) -> None:
     """Writes ``key item1 item2 ...`` lines; items sorted, keys sorted, atomically."""
-    write_kv(path, {k: " ".join(sorted(v, key=_sort_key)) for k, v in table.items()})
+    write_kv(path, {k: " ".join(sorted(v, key=c_order)) for k, v in table.items()})

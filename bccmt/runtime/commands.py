@@ -14,7 +14,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bccmt.io.tables import TableError, atomic_write, read_kv
+from bccmt.io.tables import TableError, atomic_write, c_order, read_kv, read_trials
 from bccmt.runtime.model import Decision, ExportedModel, ModelDirError, cosine_trial_scores
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def wav_scp_items(wav_scp, keys: Optional[Iterable[str]] = None) -> List[Tuple[s
         raise ModelDirError(str(e)) from None
     if keys is None:
         return list(table.items())
-    want = sorted(set(keys), key=lambda k: k.encode("utf-8"))
+    want = sorted(set(keys), key=c_order)
     missing = [k for k in want if k not in table]
     if missing:
         raise ModelDirError(f"{wav_scp}: no entry for {len(missing)} trial utterances, e.g. "
@@ -102,32 +102,12 @@ def describe(model: ExportedModel, d: Decision) -> str:
             f"{d.threshold:.6f}  [{origin}; accept when score > threshold]")
 
 
-def read_trial_pairs(path) -> List[Tuple[str, str, Optional[bool]]]:
-    """``enroll test [target|nontarget]`` lines; the label is None where it is absent."""
-    out: List[Tuple[str, str, Optional[bool]]] = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelDirError(f"{path}: cannot read trials ({e})") from None
-    for lineno, line in enumerate(lines, 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("target",
-                                                                             "nontarget")):
-            raise ModelDirError(f"{path}:{lineno}: expected 'enroll test [target|nontarget]'")
-        out.append((parts[0], parts[1], None if len(parts) == 2 else parts[2] == "target"))
-    if not out:
-        raise ModelDirError(f"{path}: no trials")
-    return out
-
-
 def score_trials(model: ExportedModel, trials_path, wav_scp, out) -> Dict[str, float]:
     """Scores a trial list from audio (cosine, training mean, as the recipe); writes ``out`` and
     returns the metrics when every trial has a label (otherwise {})."""
     from bccmt.io.scores import write_scores
 
-    trials = read_trial_pairs(trials_path)
+    trials = read_trials(trials_path, labels=False)
     items = wav_scp_items(wav_scp, (u for e, t, _ in trials for u in (e, t)))
     keys, rows = zip(*embed_items(model, items))
     scores = cosine_trial_scores(model, list(keys), np.stack(rows), trials)

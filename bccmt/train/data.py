@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bccmt.features import FbankConfig, apply_cmn
-from bccmt.io import TableError, read_kv
+from bccmt.io import TableError, c_order, read_kv
 from bccmt.config import DataSection, SpecAugmentSection
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class DataError(ValueError):
 
 def make_spk2idx(utt2spk: Dict[str, str]) -> Dict[str, int]:
     """Stable speaker index map: speakers sorted in byte order -> 0..S-1."""
-    return {s: i for i, s in enumerate(sorted(set(utt2spk.values()), key=lambda s: s.encode()))}
+    return {s: i for i, s in enumerate(sorted(set(utt2spk.values()), key=c_order))}
 
 
 def _num_frames(data_dir: Path, feats: Dict[str, str]) -> Dict[str, int]:
