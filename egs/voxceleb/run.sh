@@ -223,46 +223,12 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   python -m bccmt.bin.report --exps "${model_exps[@]}" --out $work/RESULTS.md
 fi
 
-newer() {  # <file> <other>...: true if <file> exists and is newer than every <other>
-  [ -f "$1" ] || return 1
-  local f; for f in "${@:2}"; do [ "$1" -nt "$f" ] || return 1; done
-}
-
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  trials=$(ls $data/$eval_set/trials/*.kaldi)
-  export_opts=(--int8 --int8-method $int8_method)
+  export_opts=(--int8-method $int8_method)
   [ $int8_method = static ] && export_opts+=(--calib-feats $data/$train_set/feats.scp)
   for m in $models; do
-    meta=$exp/$m/export/metadata.json
-    if newer $meta $exp/$m/models/final.pt $exp/$m/scores/*.cosine.result; then
-      log 7 "$exp/$m/export is newer than its model and results: kept"
-    else
-      log 7 "export $exp/$m -> $exp/$m/export (ONNX fp32 and int8 $int8_method, TorchScript; parity)"
-      python -m bccmt.bin.export --exp-dir $exp/$m "${export_opts[@]}"
-    fi
-    # fp32 / int8: our `bccmt embed`; sherpa: sherpa-onnx's speaker extractor on model.onnx (its
-    # own fbank of the whole file; reported beside the others, no part in the int8 decision)
-    for p in fp32 int8 sherpa; do
-      d=$exp/$m/export_eval/$p
-      if newer $d/scores/done $exp/$m/export/model.onnx $exp/$m/export/model.int8.onnx; then
-        log 7 "$d/scores are newer than the export: kept"; continue
-      fi
-      for dset in $backend_set $eval_set; do
-        if [ $p = sherpa ]; then
-          log 7 "sherpa-onnx (fp32 model.onnx): $data/$dset -> $d/embeddings/$dset"
-          python -m bccmt.bin.sherpa_embed --model $exp/$m/export --wav-scp $data/$dset/wav.scp \
-            --out-dir $d/embeddings/$dset
-        else
-          log 7 "bccmt embed ($p): $data/$dset -> $d/embeddings/$dset"
-          bccmt embed --model $exp/$m/export --precision $p --wav-scp $data/$dset/wav.scp \
-            --out-dir $d/embeddings/$dset
-        fi
-        cp $data/$dset/utt2spk $d/embeddings/$dset/utt2spk
-      done
-      log 7 "scoring the $p embeddings of $m with $backends"
-      local/score.sh --backends "$backends" --train-set $backend_set $d $trials
-      touch $d/scores/done
-    done
+    log 7 "$exp/$m: export (ONNX fp32 and int8 $int8_method, TorchScript; parity), then the exported models' embeddings and scores (bccmt embed fp32/int8, sherpa-onnx)"
+    local/export_model.sh "${export_opts[@]}" --backends "$backends" $exp/$m $data/$backend_set $data/$eval_set
   done
   log 7 "latency (batch 1; meaningful on an idle machine) -> $exp/export_latency.md, $work/RESULTS.md"
   python -m bccmt.bin.benchmark_export --exps "${model_exps[@]}" --out $exp/export_latency.md \
