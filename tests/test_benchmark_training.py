@@ -6,6 +6,17 @@ from bccmt.train.benchmark import BenchmarkError, _rate, make_data_dir, table
 
 
 def test_rate_is_the_median_after_the_warm_up_epoch(tmp_path):
+    from bccmt.train.checkpoint import write_history
+
+    write_history(tmp_path / "history.jsonl", [{"epoch": float(e), "samples_per_s": r}
+                                               for e, r in ((1, 2.0), (2, 10.0), (3, 14.0))])
+    assert _rate(tmp_path) == 12.0
+    (tmp_path / "history.jsonl").write_text('{"epoch": 1.0, "samples_per_s": 2.0}\n')
+    with pytest.raises(BenchmarkError, match="history.jsonl: no epoch-end rate after epoch 1"):
+        _rate(tmp_path)
+
+
+def test_rate_of_a_baseline_checkout_without_history_file(tmp_path):
     (tmp_path / "train.log").write_text(
         "x INFO epoch 1 done: loss 1 samples_per_s 2.0 minutes 1; saved a\n"
         "x INFO epoch 2 done: loss 1 samples_per_s 10.0 minutes 1; saved b\n"

@@ -1,5 +1,7 @@
 """Training: config validation, crops, sampler, schedules, checkpoints, resume and loss decrease."""
 
+import json
+
 import pytest
 import torch
 
@@ -109,6 +111,11 @@ def test_loss_falls_and_final_is_average(tmp_path, standin):
     assert not model.training and cfg_d.features.num_mel_bins == 80
     assert cfg_d.config["model"] == {"name": standin, "args": {}}  # registry defaults + overrides
     assert (tmp_path / "exp/spk2idx").read_text().startswith("id00000 0\n")
+    # the per-epoch history file holds what training returned, lr and margin included
+    hist = ckpt.read_history(tmp_path / "exp")
+    assert hist == json.loads(json.dumps(out["history"]))
+    assert [h["epoch"] for h in hist] == [1.0, 2.0, 3.0, 4.0]
+    assert {"loss", "aam", "acc", "samples_per_s", "lr", "margin"} <= set(hist[-1])
 
 
 class Killed(Exception):
@@ -133,6 +140,7 @@ def test_resume_after_kill_gives_same_weights(tmp_path, standin, monkeypatch):
     monkeypatch.setattr(ckpt, "prune", real_prune)
     out = run_training(cfg, d, tmp_path / "resumed", device="cpu")  # the same command again
     assert [h["epoch"] for h in out["history"]] == [1.0, 2.0, 3.0]
+    assert [h["epoch"] for h in ckpt.read_history(tmp_path / "resumed")] == [1.0, 2.0, 3.0]
     a = ckpt.load_state(tmp_path / "straight/models/epoch_3.pt")
     b = ckpt.load_state(tmp_path / "resumed/models/epoch_3.pt")
     for part in ("model", "head"):

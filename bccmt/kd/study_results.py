@@ -56,9 +56,14 @@ def run_metrics(run: Path, trials: List[str], backends: List[str]) -> Dict[str, 
 
 
 def run_history(run: Path) -> List[Dict[str, float]]:
-    """The per-epoch training stats stored in the run's newest epoch checkpoint ([] if none)."""
+    """The run's per-epoch training stats: its history.jsonl, else (runs trained before that
+    file existed) the history in its newest epoch checkpoint ([] if neither)."""
     from bccmt.exp import epoch_checkpoints, load_state
+    from bccmt.train.checkpoint import read_history
 
+    rows = read_history(run)
+    if rows:
+        return rows
     found = epoch_checkpoints(run / "models")
     if not found:
         log.warning("%s/models: no epoch checkpoint, so no training history", run)

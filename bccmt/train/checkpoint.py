@@ -3,6 +3,10 @@
 Layout of an experiment directory:
   exp/X/config.yaml            resolved config (with ``model: {name, args}`` and ``features``)
   exp/X/models/epoch_N.pt      full state after epoch N (see ``training_state``), written atomically
+  exp/X/history.jsonl          one JSON object per finished epoch: epoch, loss and its terms
+                               (aam, KD terms), acc, samples_per_s, audio_s_per_s, minutes, lr and
+                               margin at the epoch's end (plus KD diagnostics when monitored);
+                               rewritten atomically after each epoch, so a resume continues it
   exp/X/models/final.pt        {"model_name", "model_args", "state_dict" (embedding model only),
                                 "spk2idx", "epochs_averaged", "head_name", "head_args",
                                 "head_state_dict"} - the average of the last N epoch checkpoints
@@ -24,6 +28,37 @@ from bccmt.exp import CheckpointError, epoch_checkpoints, load_state
 from bccmt.io.tables import temp_beside
 
 log = logging.getLogger(__name__)
+
+
+HISTORY_FILE = "history.jsonl"
+
+
+def write_history(path, history: List[Dict[str, float]]) -> None:
+    """Writes the per-epoch history as JSON lines (atomically: a reader never sees half a file)."""
+    import json
+
+    from bccmt.io.tables import atomic_write
+
+    with atomic_write(path, encoding="utf-8") as f:
+        for row in history:
+            f.write(json.dumps(row, sort_keys=False) + "\n")
+
+
+def read_history(exp_dir) -> List[Dict[str, float]]:
+    """exp_dir/history.jsonl as a list of dicts ([] if training has not finished an epoch);
+    a malformed line is an error naming the file and line."""
+    import json
+
+    path = Path(exp_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:
+            raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
+    return rows
 
 
 def save_atomic(obj: Any, path) -> None:

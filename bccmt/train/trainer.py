@@ -180,6 +180,7 @@ def _fit(run: Run) -> Dict[str, Any]:
                 scheduler=run.scheduler, scaler=run.scaler if run.use_amp else None,
                 spk2idx=run.dataset.spk2idx, resolved=run.resolved, history=run.history), path)
             ckpt.prune(run.models_dir, t.keep_last, t.keep_every)
+            ckpt.write_history(run.exp_dir / ckpt.HISTORY_FILE, run.history)
             log.info("epoch %d done: %s; saved %s", epoch, _fmt(stats), path)
         dist_util.barrier(info)
 
@@ -247,7 +248,8 @@ def _train_epoch(run: Run, epoch: int) -> Dict[str, float]:
     wall = time.time() - epoch_start
     out = {"epoch": float(epoch), **dict(zip(names, mean.tolist()))}
     out.update(samples_per_s=steps * t.batch_size / wall, audio_s_per_s=steps * t.batch_size * crop_s / wall,
-               minutes=wall / 60.0)
+               minutes=wall / 60.0, lr=float(run.optimizer.param_groups[0]["lr"]),
+               margin=float(run.net.head.margin))  # both at the epoch's last step
     return out
 
 
