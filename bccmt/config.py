@@ -106,8 +106,7 @@ CHOICES = {
     ("data", "short_policy"): ("repeat", "drop"),
     ("optim", "name"): ("adamw", "sgd"),
     ("optim", "schedule"): ("exponential", "cosine", "constant"),
-    ("kd", "loss"): ("kl", "mse"),
-    ("kd", "head_mode"): ("average", "map"),
+    **{("kd", key): values for key, values in KDSection.CHOICES.items()},
 }
 FREE_FORM = {("model", "args")}  # mappings passed through unchecked
 
@@ -263,18 +262,13 @@ def _check_ranges(cfg: TrainConfig, source: str) -> None:
          "data.samples_per_epoch must be null or >= train.batch_size"),
         (cfg.head.margin_end_epoch >= cfg.head.margin_start_epoch,
          "head.margin_end_epoch must be >= head.margin_start_epoch"),
-        (cfg.kd.weight >= 0 and cfg.kd.embedding_weight >= 0, "kd weights must be >= 0"),
-        (cfg.kd.check_utts >= 1, "kd.check_utts must be >= 1"),
-        (cfg.kd.monitor_utts >= 0, "kd.monitor_utts must be >= 0"),
         (t.keep_every >= 0, "train.keep_every must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:
             raise ConfigError(f"{source}: {msg}")
-    if cfg.kd.layers is not None:
-        for pair in cfg.kd.layers:
-            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, int) for i in pair)):
-                raise ConfigError(f"{source}: kd.layers must be [[student, teacher], ...], got {pair!r}")
+    for msg in cfg.kd.problems():
+        raise ConfigError(f"{source}: {msg}")
 
 
 def plain(x):

@@ -194,3 +194,23 @@ def test_layer_pairs_are_checked():
     for bad in ([(0, 0), (2, 2)], [(0, 3)], [(-1, 0)]):
         with pytest.raises(TeacherCheckError, match="out of range: student has 2 maps, teacher 3"):
             Distiller(teacher, bad, cfg).check_maps(student, 40, 80, "cpu")
+
+
+def test_kd_section_defaults_and_checks():
+    """KD's defaults live in bccmt.kd.config and equal the recipe's KD config; its checks name
+    the key."""
+    from pathlib import Path
+
+    from bccmt.config import ConfigError, load_config
+    from bccmt.kd.config import KDSection
+
+    conf = Path(__file__).resolve().parents[1] / "egs/voxceleb/conf/bccmt_tiny_kd.yaml"
+    assert load_config(conf).kd.weight == KDSection().weight == 10.0
+    assert KDSection().problems() == []
+    bad = KDSection(weight=-1.0, check_utts=0, layers=[[1, 2, 3]])
+    assert bad.problems() == ["kd weights must be >= 0", "kd.check_utts must be >= 1",
+                              "kd.layers must be [[student, teacher], ...], got [1, 2, 3]"]
+    with pytest.raises(ConfigError, match="kd.check_utts must be >= 1"):
+        load_config(conf, ["kd.check_utts=0"])
+    with pytest.raises(ConfigError, match="kd.loss"):
+        load_config(conf, ["kd.loss=l1"])
