@@ -2,7 +2,7 @@
 
 import pytest
 
-from bccmt.train.benchmark import BenchmarkError, _rate, make_data_dir, table
+from bccmt.studies.training_benchmark import BenchmarkError, _rate, make_data_dir, table
 
 
 def test_rate_is_the_median_after_the_warm_up_epoch(tmp_path):
@@ -47,7 +47,7 @@ def test_synthetic_data_dir_is_a_valid_training_dir(tmp_path):
 def test_crop_length_roots_pass_their_crop_to_the_training_command(tmp_path):
     from pathlib import Path
 
-    from bccmt.train.benchmark import Root, _train_cmd, with_crop_lengths
+    from bccmt.studies.training_benchmark import Root, _train_cmd, with_crop_lengths
 
     roots = with_crop_lengths([Root("current", Path("/src"), {})], [2.0, 1.0])
     assert [r.label for r in roots] == ["current_2s", "current_1s"]

@@ -212,7 +212,7 @@ def test_extraction_cuda_matches_cpu(tmp_path):
 # (e) benchmark GPU latency ------------------------------------------------------------------------
 
 def test_benchmark_gpu_latency():
-    from bccmt.models.benchmark import BenchmarkConfig, markdown_table, run_benchmark
+    from bccmt.studies.model_benchmark import BenchmarkConfig, markdown_table, run_benchmark
 
     cfg = BenchmarkConfig(models=("bccmt_tiny",), seconds=(1, 2), threads=(1,), sweeps=1, runs=3,
                           warmup=1, baseline="bccmt_tiny")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bccmt.kd.study import StudyError, read_arms_file, run_dir, setup_study, sha256
-from bccmt.kd.study_stats import bootstrap_ci, compare_paired, paired_t_ci
+from bccmt.studies.kd_study import StudyError, read_arms_file, run_dir, setup_study, sha256
+from bccmt.studies.kd_study_stats import bootstrap_ci, compare_paired, paired_t_ci
 from bccmt.kd.teacher import every_block_pairs
 from bccmt.train import checkpoint as ckpt
 from bccmt.config import load_config
@@ -154,5 +154,5 @@ def test_report_recomputes_from_score_files(study, tmp_path):
     result = run_dir(study_dir, "kd", 2) / "scores/trials.cosine.result"
     result.write_text("eer_percent: 12.5\n")
     with pytest.raises(StudyError, match="disagrees"):
-        from bccmt.kd.study_results import collect
+        from bccmt.studies.kd_study_results import collect
         collect(study_dir, lambda study: None)  # stops before the crops are needed

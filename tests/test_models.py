@@ -208,7 +208,7 @@ def test_relative_bias_matches_direct_gather(tq, tk, r):
 def test_benchmark_writes_table_and_json(tmp_path):
     import json
 
-    from bccmt.models.benchmark import BenchmarkConfig, run_benchmark, write_reports
+    from bccmt.studies.model_benchmark import BenchmarkConfig, run_benchmark, write_reports
     cfg = BenchmarkConfig(models=("bccmt_tiny", "bccmt_tiny:embedding_dim=64"), seconds=(1,),
                           threads=(1,), sweeps=2, runs=1, warmup=0,
                           baseline="bccmt_tiny", gpu=False)

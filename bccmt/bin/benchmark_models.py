@@ -13,7 +13,7 @@ import argparse
 import logging
 
 from bccmt.logging_setup import setup_logging
-from bccmt.models.benchmark import BenchmarkConfig, quick_config, run_benchmark, write_reports
+from bccmt.studies.model_benchmark import BenchmarkConfig, quick_config, run_benchmark, write_reports
 
 
 def main(argv=None) -> None:

@@ -6,14 +6,14 @@ concurrent 1-thread processes, optionally against an older checkout in the same 
         [--crop-seconds 2 1] [--work-dir exp/benchmark_training]
 
 Prints a markdown table (and writes <work-dir>/training_benchmark.md). Run it on an idle machine:
-other jobs change these figures by up to 3x. See bccmt.train.benchmark for the protocol.
+other jobs change these figures by up to 3x. See bccmt.studies.training_benchmark for the protocol.
 """
 
 import argparse
 from pathlib import Path
 
 from bccmt.logging_setup import setup_logging
-from bccmt.train.benchmark import (CONFIGS, MODES, Root, cpu_model, root_env, run, table,
+from bccmt.studies.training_benchmark import (CONFIGS, MODES, Root, cpu_model, root_env, run, table,
                                    with_crop_lengths)
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger("bccmt.bin.kd_study")
 
 
 def _setup(a) -> int:
-    from bccmt.kd.study import (MAIN_ARM, PLAIN, arm_overrides, read_arms_file, setup_study,
+    from bccmt.studies.kd_study import (MAIN_ARM, PLAIN, arm_overrides, read_arms_file, setup_study,
                                  sha256)
 
     settings = {
@@ -46,10 +46,10 @@ def _setup(a) -> int:
 def _report(a) -> int:
     from bccmt.provenance import git_commit
     from bccmt.io import atomic_write
-    from bccmt.kd.study_report import render
-    from bccmt.kd.study_results import collect, json_safe
+    from bccmt.studies.kd_study_report import render
+    from bccmt.studies.kd_study_results import collect, json_safe
 
-    from bccmt.train.distill import training_crops
+    from bccmt.studies.kd_study_results import training_crops
 
     res = collect(a.study_dir, lambda study: training_crops(
         study["train_data"], study["kd_config"], study["train_opts"], study["monitor_utts"]))
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     if a.command == "setup" and a.monitor_utts < 1:
         p.error("--monitor-utts must be >= 1 (the diagnostics need it)")
 
-    from bccmt.kd.study import StudyError
+    from bccmt.studies.kd_study import StudyError
     from bccmt.exp import CheckpointError
 
     try:

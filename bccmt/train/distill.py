@@ -30,19 +30,3 @@ def make_distiller(kd: KDSection, teacher_exp, student, dataset, features: Fbank
         monitor = MapMonitor(teacher, distiller.pairs, default_pairs(student, teacher, None),
                              kd.head_mode, fixed_crops(dataset, kd.monitor_utts), info.device)
     return (distiller if kd.enabled else None), monitor
-
-
-def training_crops(train_dir, config, overrides, num: int):
-    """The fixed clean training crops of kd.diagnostics.fixed_crops (the ones the map monitor
-    uses) for a data dir and a training config file with its --set overrides: (N, T, F)."""
-    from pathlib import Path
-
-    from bccmt.config import load_config
-    from bccmt.features import load_fbank_config
-    from bccmt.train.data import CropDataset
-
-    train_dir = Path(train_dir)
-    fbank = load_fbank_config(train_dir / "fbank.yaml")
-    data_cfg = load_config(config, overrides).data
-    dataset = CropDataset(train_dir, data_cfg, fbank, 0)
-    return fixed_crops(dataset, num)

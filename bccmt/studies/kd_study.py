@@ -7,7 +7,7 @@ Layout (made by local/kd_study.sh):
   <study-dir>/runs/<arm>/seed<N>/   one exp dir per student (config.yaml, train.log, models/,
                                     embeddings/, scores/*.{score,result}); ``study.done`` last
   <study-dir>/diagnostics/teacher_entropy.<checkpoint>.json
-  <study-dir>/results.json, RESULTS.md (bccmt.kd.study_report)
+  <study-dir>/results.json, RESULTS.md (bccmt.studies.kd_study_report)
 Arm ``plain`` is the student without KD (the plain config, with the teacher only for the map-KL
 monitor). Every other arm is the KD config plus its overrides; overrides may set ``kd.*`` keys only
 (except kd.enabled and kd.monitor_utts, which the study sets), so a pair differs in KD alone.

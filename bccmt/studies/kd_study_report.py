@@ -1,4 +1,4 @@
-"""RESULTS.md of a KD study, rendered from the collected results (bccmt.kd.study_results).
+"""RESULTS.md of a KD study, rendered from the collected results (bccmt.studies.kd_study_results).
 
 Sections: settings and wall time; the main comparison (arm ``kd`` vs ``plain``: summary and per
 seed); the ablations (every other arm vs ``plain``, the same summary format); the diagnostics
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
-from bccmt.kd.study import MAIN_ARM, METRICS, PLAIN
+from bccmt.studies.kd_study import MAIN_ARM, METRICS, PLAIN
 
 METRIC_NAMES = {"eer": "EER (%)", "min_dcf_0.01": "minDCF(0.01)", "min_dcf_0.001": "minDCF(0.001)"}
 MAX_EPOCH_COLUMNS = 10
@@ -111,7 +111,7 @@ def _header(res: Dict[str, Any], commit: str, date: str) -> List[str]:
         + ", ".join(f"{a} {v:.0f} s" for a, v in walls.items())
         + (f"; one {MAIN_ARM} + {PLAIN} pair {pair:.0f} s." if pair is not None else "."),
         "Δ < 0: the KD arm has the lower (better) EER/minDCF. Intervals: 95% paired t, and a "
-        "seeded percentile bootstrap over seeds (bccmt.kd.study_stats); relative Δ = Δ / plain "
+        "seeded percentile bootstrap over seeds (bccmt.studies.kd_study_stats); relative Δ = Δ / plain "
         "mean. Every number is recomputed from the runs' score files (`runs/<arm>/seed<N>/scores`).",
     ]
 

@@ -1,8 +1,8 @@
-"""Collecting a KD study's finished runs (bccmt.kd.study) into the results of results.json.
+"""Collecting a KD study's finished runs (bccmt.studies.kd_study) into the results of results.json.
 
 - Metrics are recomputed from every run's score files and trial lists (bccmt.metrics) and checked
   against the run's .result files, so results.json always agrees with the score files it names.
-- Comparisons: every KD arm against ``plain`` over their common seeds (bccmt.kd.study_stats), per
+- Comparisons: every KD arm against ``plain`` over their common seeds (bccmt.studies.kd_study_stats), per
   trial list, backend and metric.
 - Diagnostics: each run's epoch history (the newest models/epoch_N.pt) - the KD terms' share of the
   loss (kd_share) and the student-teacher map KL (map_kl, map_kl_default) after every epoch - and
@@ -21,9 +21,9 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from bccmt.io import atomic_write
-from bccmt.kd.study import (METRICS, PLAIN, StudyError, arm_overrides, finished_runs, read_done,
+from bccmt.studies.kd_study import (METRICS, PLAIN, StudyError, arm_overrides, finished_runs, read_done,
                             read_study)
-from bccmt.kd.study_stats import PAPER_RELATIVE_EER_CHANGE, compare_paired
+from bccmt.studies.kd_study_stats import PAPER_RELATIVE_EER_CHANGE, compare_paired
 
 log = logging.getLogger(__name__)
 DIAG_KEYS = ("kd_share", "map_kl", "map_kl_default", "attn", "aam", "acc")
@@ -183,3 +183,20 @@ def json_safe(x):
     if isinstance(x, float) and math.isnan(x):
         return None
     return x
+
+
+def training_crops(train_dir, config, overrides, num: int):
+    """The fixed clean training crops of kd.diagnostics.fixed_crops (the ones the map monitor
+    uses) for a data dir and a training config file with its --set overrides: (N, T, F)."""
+    from pathlib import Path
+
+    from bccmt.config import load_config
+    from bccmt.features import load_fbank_config
+    from bccmt.kd.diagnostics import fixed_crops
+    from bccmt.train.data import CropDataset
+
+    train_dir = Path(train_dir)
+    fbank = load_fbank_config(train_dir / "fbank.yaml")
+    data_cfg = load_config(config, overrides).data
+    dataset = CropDataset(train_dir, data_cfg, fbank, 0)
+    return fixed_crops(dataset, num)
