@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import yaml
 
+from bccmt.exp import EmbeddingsDir, ExpLayout
 from bccmt.features import FbankConfig, for_purpose, silence_floor
 from bccmt.inputs import LENGTH_QUANTUM, MAX_CHUNK_FRAMES, EmbeddingGraph
 from bccmt.io.tables import c_order, read_kv
@@ -184,9 +185,7 @@ def extract_job(exp_dir, data_dir, out_dir, utts: Sequence[str] = None, part: in
     if unknown:
         raise ExtractError(f"{len(unknown)} utterances not in {source.table_file}, "
                            f"e.g. {unknown[:3]}")
-    name = "xvector" if part is None else f"xvector.{part}"
-    out_dir = Path(out_dir)
-    ark, scp = out_dir / f"{name}.ark", out_dir / f"{name}.scp"
+    ark, scp = EmbeddingsDir(out_dir).xvector(part)
     logger.info("%d utterances of %s -> %s", len(utts), data_dir, scp)
     graph = embedding_graph(model, exp_cfg.features, cfg).to(cfg.device).eval()
     n = write_vectors(ark, scp, embed_utterances(graph, list(utts), source, cfg))
@@ -195,8 +194,9 @@ def extract_job(exp_dir, data_dir, out_dir, utts: Sequence[str] = None, part: in
 
 def merge_jobs(out_dir, num_jobs: int) -> Tuple[Path, Path]:
     """Concatenates xvector.{1..N}.{ark,scp} (sorted contiguous parts) into xvector.{ark,scp}."""
-    out_dir = Path(out_dir)
-    parts = [out_dir / f"xvector.{j}.scp" for j in range(1, num_jobs + 1)]
+    out = EmbeddingsDir(out_dir)
+    jobs = [out.xvector(j) for j in range(1, num_jobs + 1)]
+    parts = [scp for _, scp in jobs]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise ExtractError(f"job outputs missing: {', '.join(missing)}")
@@ -205,11 +205,11 @@ def merge_jobs(out_dir, num_jobs: int) -> Tuple[Path, Path]:
         for p in parts:
             yield from iter_vectors(p)
 
-    ark, scp = out_dir / "xvector.ark", out_dir / "xvector.scp"
+    ark, scp = out.xvector()
     write_vectors(ark, scp, stream())
-    for j in range(1, num_jobs + 1):
-        for ext in ("ark", "scp"):
-            (out_dir / f"xvector.{j}.{ext}").unlink()
+    for job in jobs:
+        for path in job:
+            path.unlink()
     return ark, scp
 
 
@@ -232,7 +232,7 @@ def feature_source(exp_dir, data_dir) -> "FeatureSource":
     from bccmt.exp import read_resolved
 
     try:
-        cfg = read_resolved(Path(exp_dir) / "config.yaml")
+        cfg = read_resolved(ExpLayout(exp_dir).config)
     except ConfigError as e:
         raise ExtractError(str(e)) from None
     return FeatureSource(data_dir, cfg.features)
@@ -249,8 +249,7 @@ def speaker_means(scp, utt2spk_file, out_dir) -> int:
     from bccmt.backend import speaker_means as mean_of_speakers
 
     uniq, means = mean_of_speakers([utt2spk[k] for k in keys], emb)
-    out_dir = Path(out_dir)
-    return write_vectors(out_dir / "spk_xvector.ark", out_dir / "spk_xvector.scp",
+    return write_vectors(*EmbeddingsDir(out_dir).spk_xvector,
                          ((str(s), m) for s, m in zip(uniq, means)))
 
 
@@ -258,10 +257,11 @@ def copy_utt2spk(data_dir, out_dir) -> None:
     """out_dir/utt2spk for the embedded utterances, so an embeddings dir is self-contained."""
     from bccmt.io.tables import write_kv
 
+    out = EmbeddingsDir(out_dir)
     src = Path(data_dir) / "utt2spk"
     if src.is_file():
-        keys = set(read_kv(Path(out_dir) / "xvector.scp"))
-        write_kv(Path(out_dir) / "utt2spk", {u: s for u, s in read_kv(src).items() if u in keys})
+        keys = set(read_kv(out.xvector_scp))
+        write_kv(out.utt2spk, {u: s for u, s in read_kv(src).items() if u in keys})
 
 
 def write_extract_info(out_dir, exp_dir, data_dir, cfg: ExtractConfig, n: int) -> None:
@@ -270,5 +270,5 @@ def write_extract_info(out_dir, exp_dir, data_dir, cfg: ExtractConfig, n: int) -
 
     info = {"exp_dir": str(exp_dir), "data_dir": str(data_dir), "num_embeddings": n,
             **dataclasses.asdict(cfg)}
-    with atomic_write(Path(out_dir) / "extract.yaml", encoding="utf-8") as f:
+    with atomic_write(EmbeddingsDir(out_dir).extract_info, encoding="utf-8") as f:
         yaml.safe_dump(info, f, sort_keys=False)

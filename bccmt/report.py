@@ -16,8 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
-
+from bccmt.exp import ExpLayout, load_embedding_model, read_resolved
 from bccmt.io.markdown import blocks
 from bccmt.io.scores import read_result, read_scores
 from bccmt.io.tables import atomic_write
@@ -43,18 +42,24 @@ def _find(d: Any, names) -> Optional[Any]:
 
 def model_info(exp: Path, with_flops: bool = True) -> Dict[str, Any]:
     """name, params, flops, config, seed of one exp dir (missing pieces become 'n/a')."""
-    cfg_path = exp / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+    from bccmt.config import ConfigError
+
+    layout = ExpLayout(exp)
+    cfg: Dict[str, Any] = {}
+    if layout.config.is_file():
+        try:
+            cfg = read_resolved(layout.config).config
+        except ConfigError as e:
+            logger.warning("%s: no config name or seed (%s)", exp, e)
     info: Dict[str, Any] = {"exp": exp.name, "params": None, "flops": None,
                             "config": cfg.get("config_file"), "seed": _find(cfg, ("seed",))}
     if isinstance(info["config"], str):
         info["config"] = Path(info["config"]).name
-    if not (exp / "models" / "final.pt").is_file():
+    if not layout.final.is_file():
         logger.warning("%s: no models/final.pt, so no parameter/FLOP count", exp)
         return info
     try:
         from bccmt.models import profile
-        from bccmt.exp import load_embedding_model
 
         model, _ = load_embedding_model(exp)
         info["params"] = profile.count_parameters(model)
@@ -77,7 +82,7 @@ def _human(n: Optional[float], unit: str) -> str:
 def collect(exps: List[Path], trials_names, backends, with_flops: bool):
     rows = []
     for exp in exps:
-        results = sorted((exp / "scores").glob("*.result"))
+        results = ExpLayout(exp).results()
         if not results:
             logger.warning("%s: no scores/*.result (run stage 5)", exp)
         info = model_info(exp, with_flops)

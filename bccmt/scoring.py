@@ -21,6 +21,7 @@ import numpy as np
 
 from bccmt.backend import asnorm_scores, cosine_scores, speaker_means
 from bccmt.backend.plda import train_plda_backend
+from bccmt.exp import EmbeddingsDir, ExpLayout, score_files
 from bccmt.io.scores import format_metrics, write_result, write_scores
 from bccmt.io.tables import read_kv, read_trials
 from bccmt.io.vectors import read_vectors
@@ -37,9 +38,11 @@ class ScoringError(RuntimeError):
 class TrainSide:
     """Training-set statistics, computed lazily once and shared by all trial lists."""
 
-    def __init__(self, emb_dir: Path, top_n: int, lda_dim: Optional[int], plda_iters: int):
-        self.dir = emb_dir
-        scp = emb_dir / "xvector.scp"
+    def __init__(self, emb_dir: EmbeddingsDir, top_n: int, lda_dim: Optional[int],
+                 plda_iters: int):
+        self.files = emb_dir
+        self.dir = emb_dir.root
+        scp = emb_dir.xvector_scp
         if not scp.is_file():
             raise ScoringError(f"{scp}: no training-set embeddings (run stage 4 for this set)")
         self.keys, self.emb = read_vectors(scp)
@@ -52,7 +55,7 @@ class TrainSide:
     @property
     def utt2spk(self) -> Dict[str, str]:
         if self._utt2spk is None:
-            path = self.dir / "utt2spk"
+            path = self.files.utt2spk
             if not path.is_file():
                 raise ScoringError(f"{path}: missing (stage 4 copies it from the data dir)")
             self._utt2spk = read_kv(path)
@@ -67,7 +70,7 @@ class TrainSide:
 
     def cohort(self) -> np.ndarray:
         if self._cohort is None:
-            scp = self.dir / "spk_xvector.scp"
+            scp = self.files.spk_xvector_scp
             if scp.is_file():
                 self._cohort = read_vectors(scp)[1]
             else:
@@ -82,12 +85,12 @@ class TrainSide:
         return self._plda
 
     def describe(self, backend: str) -> Dict[str, object]:
-        d: Dict[str, object] = {"train_embeddings": str(self.dir / "xvector.scp"),
+        d: Dict[str, object] = {"train_embeddings": str(self.files.xvector_scp),
                                 "num_train_utts": len(self.keys),
                                 "mean": "training-set mean of xvector.scp, subtracted"}
         if backend == "asnorm":
             c = self.cohort()
-            d.update(cohort=f"{c.shape[0]} training speaker means ({self.dir / 'spk_xvector.scp'})",
+            d.update(cohort=f"{c.shape[0]} training speaker means ({self.files.spk_xvector_scp})",
                      top_n=min(self.top_n, c.shape[0]))
         if backend == "plda":
             b = self.plda()
@@ -115,12 +118,13 @@ def trial_indices(trials, keys: List[str], scp: Path, trials_path: Path):
     return enroll, test, labels
 
 
-def check_speaker_overlap(eval_dir: Path, trials, train: TrainSide, trials_path: Path) -> None:
+def check_speaker_overlap(eval_dir: EmbeddingsDir, trials, train: TrainSide,
+                          trials_path: Path) -> None:
     """Fails if a trial utterance belongs to a training speaker (needs eval utt2spk)."""
-    path = eval_dir / "utt2spk"
-    if not path.is_file() or not (train.dir / "utt2spk").is_file():
+    path = eval_dir.utt2spk
+    if not path.is_file() or not train.files.utt2spk.is_file():
         logger.warning("cannot check speaker overlap (%s or %s missing)", path,
-                       train.dir / "utt2spk")
+                       train.files.utt2spk)
         return
     u2s = read_kv(path)
     spks = {u2s[u] for e, t, _ in trials for u in (e, t) if u in u2s}
@@ -136,15 +140,15 @@ def score_all(exp_dir: Path, trials_files: List[Path], backends: List[str], trai
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise ScoringError(f"unknown backend(s) {bad}; valid: {', '.join(BACKENDS)}")
-    emb_root = exp_dir / "embeddings"
-    out_dir = out_dir or exp_dir / "scores"
+    layout = ExpLayout(exp_dir)
+    out_dir = out_dir or layout.scores
     # Load and check every list first, so a bad key fails before any work is done.
     jobs = []
     loaded: Dict[Path, tuple] = {}  # several lists of one set read its embeddings once
     for tp in trials_files:
         trials = read_trials(tp)
-        edir = emb_root / (eval_set or eval_set_of(tp))
-        scp = edir / "xvector.scp"
+        edir = layout.embeddings(eval_set or eval_set_of(tp))
+        scp = edir.xvector_scp
         if not scp.is_file():
             raise ScoringError(f"{scp}: no embeddings for the trial set of {tp} "
                                "(run stage 4, or pass --eval-set)")
@@ -152,7 +156,7 @@ def score_all(exp_dir: Path, trials_files: List[Path], backends: List[str], trai
             loaded[scp] = read_vectors(scp)
         keys, emb = loaded[scp]
         jobs.append((tp, trials, edir, emb, trial_indices(trials, keys, scp, tp)))
-    train = TrainSide(emb_root / train_set, top_n, lda_dim, plda_iters)
+    train = TrainSide(layout.embeddings(train_set), top_n, lda_dim, plda_iters)
     written = []
     for tp, trials, edir, emb, (enroll, test, labels) in jobs:
         check_speaker_overlap(edir, trials, train, tp)
@@ -163,8 +167,7 @@ def score_all(exp_dir: Path, trials_files: List[Path], backends: List[str], trai
                 scores = asnorm_scores(emb, enroll, test, train.mean, train.cohort(), top_n)
             else:
                 scores = train.plda().score(emb, enroll, test)
-            score_file = out_dir / f"{tp.stem}.{backend}.score"
-            result_file = out_dir / f"{tp.stem}.{backend}.result"
+            score_file, result_file = score_files(out_dir, tp.stem, backend)
             write_scores(score_file, trials, scores)
             m = compute_metrics(scores, labels)
             write_result(result_file, {

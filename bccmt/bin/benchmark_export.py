@@ -31,16 +31,17 @@ def entries(exps):
     from bccmt.export.latency import onnx_runner, torch_runner
     from bccmt.models import build_model
     from bccmt.runtime.model import read_metadata
-    from bccmt.exp import load_embedding_model
+    from bccmt.exp import ExpLayout, load_embedding_model
 
     out = {}
     for exp in exps:
         model = load_embedding_model(exp)[0]
-        meta = read_metadata(exp / "export")
+        export = ExpLayout(exp).export
+        meta = read_metadata(export)
         out[f"{exp.name} PyTorch"] = lambda t, m=model: torch_runner(m, t)
         for key, label in (("onnx", "ONNX fp32"), ("onnx_int8", "ONNX int8")):
             if key in meta["files"]:
-                path = exp / "export" / meta["files"][key]
+                path = export / meta["files"][key]
                 out[f"{exp.name} {label}"] = lambda t, p=path: onnx_runner(p, t)
     ecapa = build_model("ecapa_tdnn_c512").eval()
     out[BASELINE] = lambda t: torch_runner(ecapa, t)
@@ -48,12 +49,13 @@ def entries(exps):
 
 
 def target_lines(ms, exps) -> list:
+    from bccmt.exp import ExpLayout
     from bccmt.runtime.model import read_metadata
 
     lines = []
     base = ms[BASELINE]["1"]["10"]
     for exp in exps:
-        if read_metadata(exp / "export")["model_name"] != "bccmt_tiny":
+        if read_metadata(ExpLayout(exp).export)["model_name"] != "bccmt_tiny":
             continue
         for label in ("ONNX fp32", "ONNX int8"):
             v = ms.get(f"{exp.name} {label}", {}).get("1", {}).get("10")

@@ -25,6 +25,7 @@ from pathlib import Path
 from bccmt.embed import (ExtractConfig, ExtractError, check_one_per_utterance, copy_utt2spk,
                          extract_job, feature_source, merge_jobs, speaker_means,
                          write_extract_info)
+from bccmt.exp import EmbeddingsDir
 from bccmt.logging_setup import setup_logging
 
 logger = logging.getLogger("extract_embeddings")
@@ -63,12 +64,13 @@ def _read_utt_list(path) -> list:
 
 
 def _finish(a, cfg: ExtractConfig) -> None:
-    scp = Path(a.out) / "xvector.scp"
+    out = EmbeddingsDir(a.out)
+    scp = out.xvector_scp
     n = check_one_per_utterance(scp, feature_source(a.exp_dir, a.data))
     copy_utt2spk(a.data, a.out)
     if a.spk_mean:
         ns = speaker_means(scp, Path(a.data) / "utt2spk", a.out)
-        logger.info("wrote %d speaker means to %s", ns, Path(a.out) / "spk_xvector.scp")
+        logger.info("wrote %d speaker means to %s", ns, out.spk_xvector_scp)
     write_extract_info(a.out, a.exp_dir, a.data, cfg, n)
     logger.info("%s: %d embeddings, one per utterance of %s", scp, n, a.data)
 

@@ -12,7 +12,6 @@ import argparse
 import logging
 import shlex
 import sys
-from pathlib import Path
 
 from bccmt.logging_setup import setup_logging
 
@@ -31,28 +30,29 @@ def main(argv=None) -> int:
     logger.info("%s", " ".join(shlex.quote(x) for x in sys.argv))
     from tqdm import tqdm
 
+    from bccmt.exp import EmbeddingsDir
     from bccmt.export.clients import ClientError, onnx_model_file, sherpa_embeddings
     from bccmt.io.tables import TableError
     from bccmt.io.vectors import write_vectors
     from bccmt.runtime.commands import wav_scp_items
     from bccmt.runtime.model import ModelDirError
 
-    out = Path(a.out_dir)
+    out = EmbeddingsDir(a.out_dir)
     try:
         onnx = onnx_model_file(a.model)
         items = wav_scp_items(a.wav_scp)
         rows = sherpa_embeddings(onnx, tqdm(items, desc="sherpa-onnx", unit="utt",
                                             disable=None, leave=False), a.threads)
-        n = write_vectors(out / "xvector.ark", out / "xvector.scp", rows)
+        n = write_vectors(*out.xvector(), rows)
     except (ClientError, ModelDirError, TableError) as e:
         logger.error("%s", e)
         return 1
     if n != len(items):
-        logger.error("%s: %d embeddings for %d entries of %s", out / "xvector.scp", n,
+        logger.error("%s: %d embeddings for %d entries of %s", out.xvector_scp, n,
                      len(items), a.wav_scp)
         return 1
     logger.info("wrote %d sherpa-onnx embeddings of %s (%s) to %s", n, a.wav_scp, onnx,
-                out / "xvector.scp")
+                out.xvector_scp)
     return 0
 
 

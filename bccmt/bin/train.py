@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from bccmt.exp import ExpLayout
 from bccmt.logging_setup import setup_logging
 
 
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     log_file = None
     if rank0:
         args.exp_dir.mkdir(parents=True, exist_ok=True)
-        log_file = str(args.exp_dir / "train.log")
+        log_file = str(ExpLayout(args.exp_dir).log)
     setup_logging(log_file, level=logging.INFO if rank0 else logging.WARNING)
     log = logging.getLogger("bccmt.bin.train")
     log.info("command: %s", " ".join(sys.argv))

@@ -18,23 +18,24 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bccmt.exp import ExpLayout
 from bccmt.io.scores import read_result
 from bccmt.io.tables import atomic_write
 from bccmt.runtime.model import METADATA_FILE, read_metadata
 
 logger = logging.getLogger(__name__)
 INT8_MAX_EER_LOSS = 0.2  # EER points (absolute) int8 may lose against fp32 to be the default
-RUNTIMES = (("PyTorch", "scores"), ("ONNX fp32", "export_eval/fp32/scores"),
-            ("ONNX int8", "export_eval/int8/scores"),
-            ("sherpa-onnx fp32", "export_eval/sherpa/scores"))
+RUNTIMES = (("PyTorch", None), ("ONNX fp32", "fp32"), ("ONNX int8", "int8"),
+            ("sherpa-onnx fp32", "sherpa"))  # table label, export_eval/<runtime> (None: stage 5)
 BACKENDS = ("cosine", "asnorm", "plda")
 
 
 def collect(exp: Path) -> List[Dict[str, object]]:
     """One row per runtime x trial list x backend found under ``exp``."""
     rows = []
-    for runtime, sub in RUNTIMES:
-        for path in sorted((exp / sub).glob("*.result")):
+    layout = ExpLayout(exp)
+    for runtime, name in RUNTIMES:
+        for path in (layout if name is None else layout.export_eval(name)).results():
             r = read_result(path)
             rows.append({"exp": exp.name, "runtime": runtime, "trials": r["trials_name"],
                          "backend": r["backend"], "eer": float(r["eer_percent"]),
@@ -63,11 +64,12 @@ def embedding_agreement(exp: Path) -> List[str]:
     from bccmt.io.vectors import read_vectors
 
     lines = []
-    for sub in sorted((exp / "export_eval").glob("*/embeddings/*/xvector.scp")):
-        ref_scp = exp / "embeddings" / sub.parent.name / "xvector.scp"
+    layout = ExpLayout(exp)
+    for runtime, set_name in layout.export_eval_sets():
+        ref_scp = layout.xvector_scp(set_name)
         if not ref_scp.is_file():
             continue
-        keys, got = read_vectors(sub)
+        keys, got = read_vectors(layout.export_eval(runtime).xvector_scp(set_name))
         ref_keys, ref = read_vectors(ref_scp)
         index = {k: i for i, k in enumerate(ref_keys)}
         common = [k for k in keys if k in index]
@@ -76,8 +78,7 @@ def embedding_agreement(exp: Path) -> List[str]:
         a = got[[keys.index(k) for k in common]].astype(np.float64)
         b = ref[[index[k] for k in common]].astype(np.float64)
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-        runtime = sub.parent.parent.parent.name
-        lines.append(f"{exp.name} {runtime} vs stage 4 on {sub.parent.name} ({len(common)} "
+        lines.append(f"{exp.name} {runtime} vs stage 4 on {set_name} ({len(common)} "
                      f"utterances): cosine min {cos.min():.6f}, median {np.median(cos):.6f}")
     return lines
 
@@ -105,7 +106,7 @@ def choose_default(exp: Path, rows: List[Dict[str, object]],
     """Sets metadata.json's default_onnx: int8 only if its cosine EER is within
     INT8_MAX_EER_LOSS points of fp32's and, with ``latency`` (benchmark_export's JSON), it is
     also faster; returns a line saying what was decided and why."""
-    export = exp / "export"
+    export = ExpLayout(exp).export
     meta = read_metadata(export)
     if "onnx_int8" not in meta["files"] or not meta["scoring"]:
         return f"{exp.name}: no int8 model or no thresholds: default stays {meta['default_onnx']}"

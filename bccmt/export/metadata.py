@@ -33,6 +33,7 @@ from typing import Dict, Optional
 import numpy as np
 import yaml
 
+from bccmt.exp import ExpLayout
 from bccmt.io.scores import read_result
 from bccmt.io.vectors import read_vectors
 
@@ -46,11 +47,11 @@ class MetadataError(RuntimeError):
 
 def pick_cosine_result(exp_dir: Path, trials_name: Optional[str]) -> Optional[Path]:
     """exp/<m>/scores/<trials>.cosine.result: the named one, the only one, or a preferred one."""
-    found = {p.name[:-len(".cosine.result")]: p
-             for p in sorted((exp_dir / "scores").glob("*.cosine.result"))}
+    layout = ExpLayout(exp_dir)
+    scores, found = layout.scores, layout.results_by_trials("cosine")
     if trials_name:
         if trials_name not in found:
-            raise MetadataError(f"{exp_dir}/scores: no {trials_name}.cosine.result (have: "
+            raise MetadataError(f"{scores}: no {trials_name}.cosine.result (have: "
                                 f"{', '.join(found) or 'none'})")
         return found[trials_name]
     if not found:
@@ -60,7 +61,7 @@ def pick_cosine_result(exp_dir: Path, trials_name: Optional[str]) -> Optional[Pa
     for name in PREFERRED_TRIALS:
         if name in found:
             return found[name]
-    raise MetadataError(f"{exp_dir}/scores: several cosine results ({', '.join(found)}); "
+    raise MetadataError(f"{scores}: several cosine results ({', '.join(found)}); "
                         "choose one with --trials-name")
 
 
@@ -70,7 +71,7 @@ def _mean_scp(exp_dir: Path, recorded: str) -> Path:
     path = Path(recorded)
     if path.is_file():
         return path
-    local = exp_dir / "embeddings" / path.parent.name / "xvector.scp"
+    local = ExpLayout(exp_dir).xvector_scp(path.parent.name)
     if local.is_file():
         return local
     raise MetadataError(f"training embeddings {recorded} (the cosine mean) not found, "
@@ -81,8 +82,8 @@ def scoring_section(exp_dir: Path, trials_name: Optional[str] = None) -> Optiona
     """The cosine backend of the recipe: training mean, thresholds and their trial list."""
     path = pick_cosine_result(exp_dir, trials_name)
     if path is None:
-        logger.warning("%s/scores has no *.cosine.result (stage 5): exporting without "
-                       "thresholds; bccmt verify will refuse", exp_dir)
+        logger.warning("%s has no *.cosine.result (stage 5): exporting without "
+                       "thresholds; bccmt verify will refuse", ExpLayout(exp_dir).scores)
         return None
     r = read_result(path)
     scp = _mean_scp(exp_dir, str(r.get("backend_info", {}).get("train_embeddings", "")))
@@ -104,8 +105,10 @@ def extract_config(exp_dir: Path, eval_set: Optional[str]):
     defaults: the graph is exported with the same chunk length and length quantum."""
     from bccmt.embed import ExtractConfig
 
-    info = exp_dir / "embeddings" / (eval_set or "") / "extract.yaml"
-    if not (eval_set and info.is_file()):
+    if not eval_set:
+        return ExtractConfig()
+    info = ExpLayout(exp_dir).embeddings(eval_set).extract_info
+    if not info.is_file():
         return ExtractConfig()
     d = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
     fields = {f.name for f in dataclasses.fields(ExtractConfig)}

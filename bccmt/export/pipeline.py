@@ -119,7 +119,7 @@ def export_exp(exp_dir, out_dir=None, cfg: ExportConfig = ExportConfig()) -> Pat
     import torch
 
     from bccmt.embed import embedding_graph
-    from bccmt.exp import load_embedding_model
+    from bccmt.exp import ExpLayout, load_embedding_model
 
     bad = sorted(set(cfg.formats) - set(FORMATS))
     if bad or not cfg.formats:
@@ -127,7 +127,7 @@ def export_exp(exp_dir, out_dir=None, cfg: ExportConfig = ExportConfig()) -> Pat
     if cfg.int8 and "onnx" not in cfg.formats:
         raise ValueError("--int8 quantises the ONNX model: add onnx to --formats")
     exp_dir = Path(exp_dir)
-    out_dir = Path(out_dir) if out_dir else exp_dir / "export"
+    out_dir = Path(out_dir) if out_dir else ExpLayout(exp_dir).export
     torch.set_num_threads(cfg.threads)
     model, exp_cfg = load_embedding_model(exp_dir)
     scoring = md.scoring_section(exp_dir, cfg.trials_name)

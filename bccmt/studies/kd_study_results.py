@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from bccmt.exp import FINAL, ExpLayout
 from bccmt.io import atomic_write
 from bccmt.studies.kd_study import (METRICS, PLAIN, StudyError, arm_overrides, finished_runs, read_done,
                             read_study)
@@ -36,16 +37,17 @@ def run_metrics(run: Path, trials: List[str], backends: List[str]) -> Dict[str, 
     from bccmt.io.scores import read_result, read_scores
     from bccmt.metrics import compute_metrics
 
+    layout = ExpLayout(run)
     out: Dict[str, Dict[str, Any]] = {}
     for t in trials:
         name = Path(t).stem  # local/score.sh names score files <trials basename minus ext>
         for b in backends:
-            score = run / "scores" / f"{name}.{b}.score"
+            score = layout.score_file(name, b)
             if not score.is_file():
                 raise StudyError(f"{score}: missing, though {run}/study.done exists (rerun the "
                                  f"study after deleting {run}/study.done)")
             m = compute_metrics(*read_scores(score, t))
-            result = score.with_suffix(".result")
+            result = layout.result_file(name, b)
             stored = read_result(result)["eer_percent"] if result.is_file() else m["eer"]
             if abs(stored - m["eer"]) > EER_TOLERANCE:
                 raise StudyError(f"{score}: EER {m['eer']:.4f}% disagrees with {result}; the score "
@@ -64,9 +66,10 @@ def run_history(run: Path) -> List[Dict[str, float]]:
     rows = read_history(run)
     if rows:
         return rows
-    found = epoch_checkpoints(run / "models")
+    models = ExpLayout(run).models
+    found = epoch_checkpoints(models)
     if not found:
-        log.warning("%s/models: no epoch checkpoint, so no training history", run)
+        log.warning("%s: no epoch checkpoint, so no training history", models)
         return []
     return list(load_state(found[-1][1]).get("history", []))
 
@@ -116,7 +119,7 @@ def teacher_entropy(study_dir: Path, study: Dict[str, Any], checkpoint: Optional
                     load_crops: CropsFn) -> Dict:
     """{checkpoint, kd_layers, maps: [{map, heads, tq, tk, entropy_rel}]} of the teacher, cached.
     ``load_crops(study)``: the fixed training crops, (N, T, F); called only without a cache."""
-    name = checkpoint or "final.pt"
+    name = checkpoint or FINAL
     cache = study_dir / "diagnostics" / f"teacher_entropy.{name}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
@@ -139,7 +142,7 @@ def entropy_tables(study_dir: Path, study: Dict[str, Any], load_crops: CropsFn) 
     tables: Dict[str, Dict] = {}
     for arm in [PLAIN, *study["arms"]]:
         kd = _arm_kd(study, arm)
-        table = tables.get(kd.teacher_checkpoint or "final.pt")
+        table = tables.get(kd.teacher_checkpoint or FINAL)
         if table is None:
             table = teacher_entropy(study_dir, study, kd.teacher_checkpoint, load_crops)
             tables[table["checkpoint"]] = table

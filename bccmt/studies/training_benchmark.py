@@ -92,13 +92,14 @@ def _train_cmd(root: Root, model: str, data: Path, exp: Path, threads: int, epoc
 def _rate(exp: Path) -> float:
     """Median samples_per_s over the epochs after the first, from exp/history.jsonl (from
     train.log's epoch lines only for a --baseline-root checkout older than history.jsonl)."""
-    from bccmt.train.checkpoint import HISTORY_FILE, read_history
+    from bccmt.exp import ExpLayout
+    from bccmt.train.checkpoint import read_history
 
-    source = exp / HISTORY_FILE
+    source = ExpLayout(exp).history
     if source.is_file():
         rates = {int(h["epoch"]): float(h["samples_per_s"]) for h in read_history(exp)}
     else:
-        source = exp / "train.log"
+        source = ExpLayout(exp).log
         text = source.read_text(errors="replace") if source.is_file() else ""
         rates = {int(e): float(r) for e, r in _RATE.findall(text)}
     later = [r for e, r in sorted(rates.items()) if e > 1]

@@ -1,15 +1,15 @@
 """Checkpoints: full training state per epoch and the averaged final model (loading: bccmt.exp).
 
-Layout of an experiment directory:
-  exp/X/config.yaml            resolved config (with ``model: {name, args}`` and ``features``)
-  exp/X/models/epoch_N.pt      full state after epoch N (see ``training_state``), written atomically
-  exp/X/history.jsonl          one JSON object per finished epoch: epoch, loss and its terms
-                               (aam, KD terms), acc, samples_per_s, audio_s_per_s, minutes, lr and
-                               margin at the epoch's end (plus KD diagnostics when monitored);
-                               rewritten atomically after each epoch, so a resume continues it
-  exp/X/models/final.pt        {"model_name", "model_args", "state_dict" (embedding model only),
-                                "spk2idx", "epochs_averaged", "head_name", "head_args",
-                                "head_state_dict"} - the average of the last N epoch checkpoints
+What training writes into an experiment directory (paths: bccmt.exp.ExpLayout):
+  config.yaml            resolved config (with ``model: {name, args}`` and ``features``)
+  models/epoch_N.pt      full state after epoch N (see ``training_state``), written atomically
+  history.jsonl          one JSON object per finished epoch: epoch, loss and its terms
+                         (aam, KD terms), acc, samples_per_s, audio_s_per_s, minutes, lr and
+                         margin at the epoch's end (plus KD diagnostics when monitored);
+                         rewritten atomically after each epoch, so a resume continues it
+  models/final.pt        {"model_name", "model_args", "state_dict" (embedding model only),
+                          "spk2idx", "epochs_averaged", "head_name", "head_args",
+                          "head_state_dict"} - the average of the last N epoch checkpoints
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import torch
 
-from bccmt.exp import CheckpointError, epoch_checkpoints, load_state
+from bccmt.exp import CheckpointError, ExpLayout, epoch_checkpoints, load_state
 from bccmt.io.tables import temp_beside
 
 log = logging.getLogger(__name__)
-
-
-HISTORY_FILE = "history.jsonl"
 
 
 def write_history(path, history: List[Dict[str, float]]) -> None:
@@ -49,7 +46,7 @@ def read_history(exp_dir) -> List[Dict[str, float]]:
     a malformed line is an error naming the file and line."""
     import json
 
-    path = Path(exp_dir) / HISTORY_FILE
+    path = ExpLayout(exp_dir).history
     if not path.is_file():
         return []
     rows = []
@@ -138,7 +135,8 @@ def average_state_dicts(states: List[Dict[str, torch.Tensor]]) -> Dict[str, torc
 
 def write_final(exp_dir, avg_last: int) -> Path:
     """Averages the last ``avg_last`` epoch checkpoints into exp_dir/models/final.pt."""
-    models_dir = Path(exp_dir) / "models"
+    layout = ExpLayout(exp_dir)
+    models_dir = layout.models
     ckpts = epoch_checkpoints(models_dir)[-avg_last:]
     if not ckpts:
         raise CheckpointError(f"{models_dir}: no epoch_N.pt to average")
@@ -154,7 +152,7 @@ def write_final(exp_dir, avg_last: int) -> Path:
         "head_args": last["head_args"],
         "head_state_dict": average_state_dicts([s["head"] for s in states]),
     }
-    path = models_dir / "final.pt"
+    path = layout.final
     save_atomic(final, path)
     log.info("wrote %s (average of epochs %s)", path, final["epochs_averaged"])
     return path

@@ -53,9 +53,5 @@ class Run:
     history: List[Dict[str, float]] = dataclasses.field(default_factory=list)
 
     @property
-    def models_dir(self) -> Path:
-        return self.exp_dir / "models"
-
-    @property
     def steps(self) -> int:
         return self.sampler.steps_per_epoch()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 import bccmt.models as models
 from bccmt.config import TrainConfig, diff_configs, plain
-from bccmt.exp import check_input_size, save_resolved
+from bccmt.exp import ExpLayout, check_input_size, save_resolved
 from bccmt.features import FbankConfig, load_fbank_config
 from bccmt.train import checkpoint as ckpt
 from bccmt.train import distributed as dist_util
@@ -79,7 +79,7 @@ def _run(cfg, train_data, exp_dir, teacher_exp, init_from, info, config_file=Non
     if (cfg.kd.enabled or cfg.kd.monitor_utts > 0) != (teacher_exp is not None):
         raise TrainError("kd.enabled: true or kd.monitor_utts > 0 (the map-KL monitor) needs "
                          "--teacher-exp, and --teacher-exp needs one of them")
-    done = ckpt.epoch_checkpoints(exp_dir / "models")
+    done = ckpt.epoch_checkpoints(ExpLayout(exp_dir).models)
     state = ckpt.load_state(done[-1][1]) if done else None
     run = _build(cfg, train_data, exp_dir, info, state, config_file)
     if state is not None:
@@ -101,7 +101,7 @@ def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
     resolved = {**cfg.to_dict(), "features": features.to_dict()}
     if info.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved(cfg.to_dict(), features, exp_dir / "config.yaml", config_file)
+        save_resolved(cfg.to_dict(), features, ExpLayout(exp_dir).config, config_file)
     log.info("resolved config: %s", resolved)
     log.info("torch threads %d, device %s, world size %d", torch.get_num_threads(), info.device,
              info.world_size)
@@ -155,6 +155,7 @@ def _restore(run: Run, state: Dict[str, Any], path: Path, init_from) -> None:
 def _fit(run: Run) -> Dict[str, Any]:
     """The epoch loop from run.start_epoch, a checkpoint per epoch, then final.pt."""
     cfg, info, t = run.cfg, run.info, run.cfg.train
+    layout = ExpLayout(run.exp_dir)
     run.ddp = run.net
     if info.enabled:
         run.ddp = torch.nn.parallel.DistributedDataParallel(
@@ -174,17 +175,17 @@ def _fit(run: Run) -> Dict[str, Any]:
         run.history.append(stats)
         dist_util.barrier(info)
         if info.is_main:
-            path = run.models_dir / f"epoch_{epoch}.pt"
+            path = layout.epoch(epoch)
             ckpt.save_atomic(ckpt.training_state(
                 epoch=epoch, step=run.step, cfg=cfg, net=run.net, optimizer=run.optimizer,
                 scheduler=run.scheduler, scaler=run.scaler if run.use_amp else None,
                 spk2idx=run.dataset.spk2idx, resolved=run.resolved, history=run.history), path)
-            ckpt.prune(run.models_dir, t.keep_last, t.keep_every)
-            ckpt.write_history(run.exp_dir / ckpt.HISTORY_FILE, run.history)
+            ckpt.prune(layout.models, t.keep_last, t.keep_every)
+            ckpt.write_history(layout.history, run.history)
             log.info("epoch %d done: %s; saved %s", epoch, _fmt(stats), path)
         dist_util.barrier(info)
 
-    final = run.models_dir / "final.pt"
+    final = layout.final
     if info.is_main:
         final = ckpt.write_final(run.exp_dir, t.avg_last)
     dist_util.barrier(info)
