@@ -77,7 +77,8 @@ def embedding_agreement(exp: Path) -> List[str]:
             continue
         a = got[[keys.index(k) for k in common]].astype(np.float64)
         b = ref[[index[k] for k in common]].astype(np.float64)
-        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        cos = np.minimum(1.0, (a * b).sum(1) / (np.linalg.norm(a, axis=1)
+                                                 * np.linalg.norm(b, axis=1)))
         lines.append(f"{exp.name} {runtime} vs stage 4 on {set_name} ({len(common)} "
                      f"utterances): cosine min {cos.min():.6f}, median {np.median(cos):.6f} "
                      f"(1 - cosine: max {1 - cos.min():.1e}, median {1 - np.median(cos):.1e})")
