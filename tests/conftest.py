@@ -48,6 +48,19 @@ def write_eval_set(data: Path, n_spk: int = 4, n_utt: int = 3):
     return data / "trials" / "tiny_O.kaldi"
 
 
+@pytest.fixture
+def keep_logging():
+    """For tests of entry points whose main() sets up logging (force=True): restores pytest's
+    handlers afterwards (``pytestmark = pytest.mark.usefixtures("keep_logging")``)."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def scored_exp(tmp_path_factory):
     """exp/bccmt_tiny (random init) with stage-4 embeddings of a training set (random fbank) and

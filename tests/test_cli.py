@@ -28,16 +28,7 @@ NO_TORCH = ("import sys\n"
             "sys.exit(rc)\n")
 
 
-@pytest.fixture(autouse=True)
-def keep_logging():
-    """main() sets up logging (force=True); restore pytest's handlers afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 def run(args, cwd, block_torch=False):

@@ -25,16 +25,7 @@ MIN_COSINE = 0.9999  # per utterance, against stage 4
 EER_TOLERANCE = 0.01  # EER points, against stage 5
 
 
-@pytest.fixture(autouse=True)
-def keep_logging():
-    """cli.main() sets up logging (force=True); restore pytest's handlers afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
 def readme_snippet(name: str) -> str:
