@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             f"\n\n{table(ms, BASELINE, cfg)}\n\nMedian of {cfg.runs} runs after {cfg.warmup} "
             f"warm-up runs, mean of {cfg.sweeps} sweep(s); commit {git_commit()}, {date}. "
             f"Machine: {load_before} at the start, load {machine().rsplit(' ', 1)[-1]} at the "
-            "end. ONNX graphs include frame tiling and CMN.\n\n"
+            "end. The ONNX graphs hold everything after the fbank (bccmt.inputs.EmbeddingGraph).\n\n"
             + "\n".join(target_lines(ms, exps)) + "\n")
     publish(text, a.out, a.results, BLOCK)
     with atomic_write(Path(a.out).with_suffix(".json"), encoding="utf-8") as f:
