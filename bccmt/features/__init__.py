@@ -5,9 +5,9 @@ The package re-exports the fbank module: the one feature path of every stage.
 
 from bccmt.features.fbank import (
     WAVE_SCALE, WINDOW_TYPES, FbankConfigError, FbankConfig, load_fbank_config, utt_seed,
-    compute_fbank, apply_cmn, PURPOSES, for_purpose, extraction_config, silence_floor, apply_floor)
+    compute_fbank, apply_cmn, PURPOSES, for_purpose, silence_floor)
 
 __all__ = [
     "WAVE_SCALE", "WINDOW_TYPES", "FbankConfigError", "FbankConfig", "load_fbank_config",
     "utt_seed", "compute_fbank", "apply_cmn",
-    "PURPOSES", "for_purpose", "extraction_config", "silence_floor", "apply_floor"]
+    "PURPOSES", "for_purpose", "silence_floor"]

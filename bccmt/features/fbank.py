@@ -244,11 +244,6 @@ def for_purpose(cfg: FbankConfig, purpose: str) -> FbankConfig:
     return cfg if purpose == "training" else dataclasses.replace(cfg, dither=0.0)
 
 
-def extraction_config(training: FbankConfig) -> FbankConfig:
-    """``for_purpose(training, "extraction")``."""
-    return for_purpose(training, "extraction")
-
-
 def silence_floor(training: FbankConfig) -> Optional[np.ndarray]:
     """(F,) float32 log-Mel floor for extraction, or None when training used no dither.
 
@@ -265,14 +260,9 @@ def silence_floor(training: FbankConfig) -> Optional[np.ndarray]:
         rng = np.random.default_rng(FLOOR_SEED)
         n = int(FLOOR_SECONDS * training.sample_rate)
         noise = rng.standard_normal(n) * (training.dither / WAVE_SCALE)  # dither, in [-1, 1] units
-        feats = compute_fbank(noise, extraction_config(training))
+        feats = compute_fbank(noise, for_purpose(training, "extraction"))
         _FLOOR_CACHE[key] = np.percentile(feats, FLOOR_PERCENTILE, axis=0).astype(np.float32)
     return _FLOOR_CACHE[key]
-
-
-def apply_floor(feats: np.ndarray, floor: Optional[np.ndarray]) -> np.ndarray:
-    """max(feats, floor) per bin (feats unchanged with floor None)."""
-    return feats if floor is None else np.maximum(feats, floor[None, :])
 
 
 def apply_cmn(feats):
