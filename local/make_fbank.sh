@@ -15,8 +15,10 @@ fbank_config=conf/fbank.yaml        # FbankConfig YAML
 purpose=training                    # training: the config's dither; extraction: dither 0 (eval sets)
 max_fail_fraction=0.05              # fail if more than this fraction of utterances was skipped
 on_error=skip                       # bad audio in a job: skip (and report) or fail
+compress=false                      # true: Kaldi-compressed matrices (copy-feats --compress=true), ~1/4 of the disk
 usage="Usage: $0 [options] <data-dir> <log-dir> <fbank-dir>
- e.g.: $0 --nj 8 --purpose extraction data/vox1 exp/make_fbank/vox1 fbank"
+ e.g.: $0 --nj 8 --purpose extraction data/vox1 exp/make_fbank/vox1 fbank
+       $0 --nj 8 --compress true data/vox2_dev_aug exp/make_fbank/vox2_dev_aug fbank"
 
 echo "$0 $*" >&2
 . "${0%/*}/../utils/parse_options.sh"
@@ -30,6 +32,8 @@ logdir=$2
 fbankdir=$3
 name=$(basename "$data")
 [[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
+compress_opt=()
+[ "$compress" = true ] && compress_opt=(--compress)  # parse_options.sh allows true/false only
 
 for f in "$data/wav.scp" "$data/utt2spk" "$fbank_config"; do
   if [ ! -f "$f" ]; then
@@ -74,7 +78,7 @@ split_scp.py "$data/wav.scp" "${split_scps[@]}"
 eval "cmd_arr=($cmd)"  # cmd may hold quoted options, e.g. run.py --slurm-opts '-p cpu'
 if ! "${cmd_arr[@]}" JOB=1:"$nj" "$logdir/make_fbank_$name.JOB.log" \
     python -m bccmt.bin.compute_fbank --fbank-config "$fbank_config" --purpose "$purpose" \
-      --on-error "$on_error" "$logdir/wav_$name.JOB.scp" "$fbankdir/raw_fbank_$name.JOB"; then
+      --on-error "$on_error" "${compress_opt[@]}" "$logdir/wav_$name.JOB.scp" "$fbankdir/raw_fbank_$name.JOB"; then
   echo "$0: feature extraction failed for $data; see $logdir/make_fbank_$name.*.log" >&2
   exit 1
 fi

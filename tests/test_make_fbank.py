@@ -134,6 +134,33 @@ def test_rerun_overwrites_without_duplicates(tmp_path):
     assert "local/make_fbank.sh --fbank-config" in r.stderr  # echoes its command line
 
 
+def test_compressed_features(tmp_path):
+    """--compress true: Kaldi "CM" matrices, a quarter of the bytes, within the format's error of
+    the float32 features; the training crops read them."""
+    data = build_data_dir(tmp_path, with_bad=False)
+    r = make_fbank(tmp_path, "--nj", "2", "--purpose", "extraction", "--compress", "true")
+    assert r.returncode == 0, r.stderr
+    wav_scp = read_kv(data / "wav.scp")
+    feats = read_kv(data / "feats.scp")
+    for utt, spec in feats.items():
+        path, offset = spec.rsplit(":", 1)
+        with open(path, "rb") as f:
+            f.seek(int(offset))
+            assert f.read(5) == b"\0BCM ", utt
+        mat = kaldiio.load_mat(spec)
+        want = expected_feats(wav_scp[utt], utt, 0.0)
+        assert mat.shape == want.shape and int(read_kv(data / "utt2num_frames")[utt]) == len(want)
+        # one byte per value over the column's quantile range: error < 1/64 of it
+        tol = (want.max(0) - want.min(0)) / 64 + 1e-4
+        assert (np.abs(mat - want) <= tol).all(), utt
+    cm_bytes = sum(p.stat().st_size for p in (tmp_path / "fbank").glob("*.ark"))
+    assert make_fbank(tmp_path, "--nj", "2", "--purpose", "extraction").returncode == 0
+    fm_bytes = sum(p.stat().st_size for p in (tmp_path / "fbank").glob("*.ark"))
+    assert cm_bytes < 0.3 * fm_bytes
+    r = make_fbank(tmp_path, "--compress", "yes")
+    assert r.returncode == 1 and "--compress expects true or false, got 'yes'" in r.stderr
+
+
 def test_job_fail_policy_leaves_nothing_finished(tmp_path):
     data = build_data_dir(tmp_path)
     out = tmp_path / "job" / "raw"

@@ -1,7 +1,7 @@
 """One stage-1 feature job: wav.scp -> fbank ark/scp, utt2num_frames, skipped list, used config.
 
   python -m bccmt.bin.compute_fbank [--fbank-config conf/fbank.yaml] [--purpose extraction] \\
-      [--on-error skip|fail] [--progress-every 500] <wav.scp> <out-prefix>
+      [--on-error skip|fail] [--compress] [--progress-every 500] <wav.scp> <out-prefix>
   python -m bccmt.bin.compute_fbank --check-config --fbank-config conf/fbank.yaml
   python -m bccmt.bin.compute_fbank --same-config <a.yaml> <b.yaml> ...
 writes <out-prefix>.{ark,scp,utt2num_frames,skipped,yaml} (see bccmt.features.job). Normally run
@@ -34,6 +34,9 @@ def main(argv=None) -> int:
                         "the file and the fields that differ)")
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                    help="bad audio: skip the utterance (listed in <out>.skipped) or fail the job")
+    p.add_argument("--compress", action="store_true",
+                   help="write Kaldi-compressed matrices (copy-feats --compress=true; a quarter of "
+                        "the disk, |error| <= ~0.03 in log-Mel) instead of float32")
     p.add_argument("--progress-every", type=int, default=500, help="log progress every N utterances")
     args = p.parse_args(argv)
     if not (args.check_config or args.same_config) and args.out_prefix is None:
@@ -46,7 +49,8 @@ def main(argv=None) -> int:
         cfg = for_purpose(load_fbank_config(args.fbank_config) if args.fbank_config
                           else FbankConfig(), args.purpose)
         if not args.check_config:
-            dump_fbank(args.wav_scp, args.out_prefix, cfg, args.on_error, args.progress_every)
+            dump_fbank(args.wav_scp, args.out_prefix, cfg, args.on_error, args.progress_every,
+                       compress=args.compress)
     except (FbankConfigError, TableError, FbankJobError) as e:
         log.error("%s", e)
         return 1

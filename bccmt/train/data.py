@@ -23,6 +23,7 @@ import torch
 
 from bccmt.features import FbankConfig, apply_cmn
 from bccmt.io import TableError, c_order, read_kv
+from bccmt.io.matrices import MatrixReader
 from bccmt.config import DataSection, SpecAugmentSection
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.labels = np.array([self.spk2idx[utt2spk[u]] for u in keep], dtype=np.int64)
         self.num_repeated = int((self.lengths < self.crop_frames).sum())
         self.feat_dim = int(features.num_mel_bins)
+        self._reader = MatrixReader()
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -112,14 +114,30 @@ class CropDataset(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, epoch, position])
 
     def load_crop(self, i: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
-        """(crop_frames, F) float32: a random crop of utterance i, mean-normalised, maybe masked."""
-        import kaldiio
+        """(crop_frames, F) float32: a random crop of utterance i, mean-normalised, maybe masked.
 
+        Reads only the crop's rows (``bccmt.io.matrices.MatrixReader``); an utterance shorter than
+        the crop is read whole and tiled. Equal to cropping ``kaldiio.load_mat`` with take_crop
+        (same draws from rng, same values bit for bit)."""
+        spec, frames, length = self.specs[i], self.crop_frames, int(self.lengths[i])
         try:
-            mat = np.asarray(kaldiio.load_mat(self.specs[i]), dtype=np.float32)
-        except Exception as e:  # noqa: BLE001 - name the utterance whatever kaldiio raised
-            raise DataError(f"utterance '{self.utts[i]}': cannot read '{self.specs[i]}' ({e})") from e
-        crop = apply_cmn(take_crop(mat, self.crop_frames, rng))
+            head = self._reader.header(spec)
+            if head is not None and head.rows != length:
+                raise DataError(f"utterance '{self.utts[i]}': {spec} holds {head.rows} frames but "
+                                f"utt2num_frames says {length} (features rewritten since?)")
+            if length >= frames:
+                start = int(rng.integers(0, length - frames + 1))
+                mat = self._reader.read_rows(spec, start, start + frames, head)
+            else:
+                mat = take_crop(self._reader.read_rows(spec, 0, length, head), frames, rng)
+        except DataError:
+            raise
+        except Exception as e:  # noqa: BLE001 - name the utterance whatever the reader raised
+            raise DataError(f"utterance '{self.utts[i]}': cannot read '{spec}' ({e})") from e
+        if mat.shape != (frames, self.feat_dim):
+            raise DataError(f"utterance '{self.utts[i]}': {spec} gave a {mat.shape} crop, expected "
+                            f"({frames}, {self.feat_dim})")
+        crop = apply_cmn(mat)
         if augment and self.cfg.spec_augment.enabled:
             crop = spec_augment(crop, self.cfg.spec_augment, rng)
         return np.ascontiguousarray(crop)

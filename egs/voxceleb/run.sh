@@ -16,6 +16,7 @@ set -euo pipefail
 stage=0                # first stage to run
 stop_stage=6           # last stage to run
 quick=false            # tiny corpus and short schedules (CI); works in quick/ instead of here
+corpus_conf=""         # stage 0 corpus YAML: empty = conf/mini_corpus.yaml (--quick: conf/mini_corpus_quick.yaml); e.g. conf/scale_corpus.yaml (VoxCeleb-size benchmark)
 nj=2                   # parallel jobs for corpus synthesis, fbank and embedding extraction
 vox1_root=""           # VoxCeleb1 root (<root>/wav/idXXXXX/...); empty: build the mini corpus
 vox2_root=""           # VoxCeleb2 root (<root>/dev/aac/idXXXXX/...m4a); empty: mini corpus
@@ -23,6 +24,7 @@ trials_dir=""          # folder holding veri_test2.txt etc.; empty: the VoxCeleb
 musan_root=""          # MUSAN root; empty: the mini corpus's synthetic one
 rirs_root=""           # RIRS_NOISES root; empty: the mini corpus's synthetic one
 aug_subset=""          # augment this many random training utterances per type (empty: all; mini corpus: a quarter)
+compress=false         # stage 1: Kaldi-compressed features (copy-feats --compress=true): ~1/4 of the disk (docs/scale.md)
 backend_utts=""        # embed this many random training utterances for the backends (mean, AS-norm cohort, LDA/PLDA; empty: all; mini corpus: half)
 with_ecapa=false       # also train and score the ECAPA-TDNN (C=512) peer
 backends="cosine asnorm plda"  # scoring backends for stage 5
@@ -39,6 +41,7 @@ usage="Usage: $0 [options]
  e.g.: $0 --stage 0 --stop-stage 6
        $0 --stage 7 --stop-stage 7      # export, then the exported models' accuracy and latency
        $0 --quick true
+       $0 --corpus-conf conf/scale_corpus.yaml --stop-stage 5   # VoxCeleb-size synthetic corpus (scale benchmark)
        $0 --stage 8 --kd-study true    # only the KD study (stages 0-4 done before)
        $0 --vox1-root /data/VoxCeleb1 --vox2-root /data/VoxCeleb2 --musan-root /data/musan --rirs-root /data/RIRS_NOISES"
 
@@ -50,10 +53,11 @@ usage="Usage: $0 [options]
 log() { echo "$(date '+%F %T') [run.sh stage $1] ${*:2}"; }
 
 if [ "$quick" = true ]; then
-  work=quick; corpus_conf=conf/mini_corpus_quick.yaml
+  work=quick; [ -n "$corpus_conf" ] || corpus_conf=conf/mini_corpus_quick.yaml
 else
-  work=.; corpus_conf=conf/mini_corpus.yaml
+  work=.; [ -n "$corpus_conf" ] || corpus_conf=conf/mini_corpus.yaml
 fi
+[ -f "$corpus_conf" ] || { echo "$0: no such corpus config: $corpus_conf (--corpus-conf)" >&2; exit 1; }
 data=$work/data; exp=$work/exp; fbank=$work/fbank; mini=$work/mini_corpus
 mkdir -p "$data" "$exp" "$fbank"
 
@@ -115,9 +119,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   combine_data_dir.py $data/${train_set}_aug $data/$train_set \
     $data/${train_set}_{reverb,noise,music,babble}
   log 1 "fbank: $data/${train_set}_aug (for training: dithered) and $data/$eval_set (for extraction: no dither)"
-  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml \
+  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --compress $compress \
     $data/${train_set}_aug $exp/log/make_fbank/${train_set}_aug $fbank/${train_set}_aug
-  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --purpose extraction \
+  local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --compress $compress --purpose extraction \
     $data/$eval_set $exp/log/make_fbank/$eval_set $fbank/$eval_set
   # The clean training utterances take their features from the combined set (same config).
   filter_scp.py $data/$train_set/utt2spk $data/${train_set}_aug/feats.scp > $data/$train_set/feats.scp.tmp
@@ -133,7 +137,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     subset_data_dir.py --seed $seed $backend_utts $data/$train_set $data/$backend_set
     # Its features at extraction settings, once: otherwise stage 4 recomputes them from wav (the
     # training set's are dithered) for every model.
-    local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --purpose extraction \
+    local/make_fbank.sh --nj $nj --cmd "$cmd" --fbank-config conf/fbank.yaml --compress $compress --purpose extraction \
       $data/$backend_set $exp/log/make_fbank/$backend_set $fbank/$backend_set
   fi
   for d in ${train_set}_aug $train_set $backend_set $eval_set; do
