@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage 0 (default data): synthesizes the offline mini corpus with eSpeak NG under <out-root>:
 #   voxceleb2/dev/wav/<spk>/<video>/<n>.wav  voxceleb1/wav/...  voxceleb1/veri_test2.txt
+#   (and voxceleb1/list_test_all2.txt, list_test_hard2.txt when the config sets trials_e, trials_h)
 #   musan/{noise,music,speech}/synthetic/*.wav  rirs_noises/simulated_rirs/{small,medium,large}room/
 # The output depends only on the config (not on --nj). A rerun with the same config is a no-op
 # (<out-root>/.done); a different config refuses to touch an existing corpus (remove it first).
@@ -34,6 +35,9 @@ python -m bccmt.bin.make_mini_corpus --config "$config" --out "$out_root" --nj "
 for f in .done voxceleb1/veri_test2.txt; do
   [ -s "$out_root/$f" ] || { echo "$0: $out_root/$f missing after generation" >&2; exit 1; }
 done
+trials=""
+for f in veri_test2.txt list_test_all2.txt list_test_hard2.txt; do
+  if [ -f "$out_root/voxceleb1/$f" ]; then trials+=" $f $(wc -l < "$out_root/voxceleb1/$f"),"; fi
+done
 echo "$0: $out_root: $(find "$out_root/voxceleb2/dev/wav" -name '*.wav' | wc -l) train and" \
-  "$(find "$out_root/voxceleb1/wav" -name '*.wav' | wc -l) test utterances," \
-  "$(wc -l < "$out_root/voxceleb1/veri_test2.txt") trials"
+  "$(find "$out_root/voxceleb1/wav" -name '*.wav' | wc -l) test utterances, trials:${trials%,}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import re
@@ -15,7 +16,8 @@ import yaml
 from bccmt.bin import make_mini_corpus
 from bccmt.corpus.config import ConfigError, config_from_dict, load_config
 from bccmt.corpus.espeak import DETERMINISTIC_VARIANTS, available_languages, available_variants
-from bccmt.corpus.layout import make_plan
+from bccmt.corpus import layout
+from bccmt.corpus.layout import exact_trials, make_plan, make_trial_lists
 from bccmt.corpus.maker import CorpusExistsError, make_corpus
 from bccmt.corpus.variant_check import check_variants
 
@@ -27,6 +29,7 @@ TINY = {
     "test": {"speakers": 3, "videos": 2, "utts_per_video": 2},
     "utt_dur": [1.0, 2.0],
     "num_trials": 12,
+    "trials_e": 16,
     "extras": {"noise_files": 1, "music_files": 1, "speech_speakers": 1, "file_dur": [1.0, 1.5],
                "rooms_per_size": 1, "rirs_per_room": 2},
 }
@@ -126,6 +129,16 @@ def test_trial_file_format_and_speakers(tiny_corpus):
     assert sum(labels) * 2 == len(labels)  # balanced
     assert lines == sorted(lines, key=lambda s: s.split(" ")[1:])
     assert len(set(lines)) == len(lines)
+
+
+def test_e_list_written_and_counted(tiny_corpus):
+    root, stats = tiny_corpus
+    lines = (root / "voxceleb1/list_test_all2.txt").read_text().splitlines()
+    assert len(lines) == stats["trials_e"] == 16 and stats["target_trials_e"] == 8
+    assert all(re.match(r"^[01] \S+\.wav \S+\.wav$", line) for line in lines)
+    assert not (root / "voxceleb1/list_test_hard2.txt").exists() and "trials_h" not in stats
+    marker = json.loads((root / ".mini_corpus.json").read_text())["config"]
+    assert marker["trials_e"] == 16 and "trials_h" not in marker  # defaults: not in the identity
 
 
 def test_speakers_disjoint_and_unique():
@@ -254,3 +267,116 @@ def test_colour_jitter_varies_the_session_noise_per_utterance():
         assert (c.snr_db, c.band, c.eq, c.peak_dbfs) == (ch.snr_db, ch.band, ch.eq, ch.peak_dbfs)
     still = ChannelSpace(p_noise=1.0)  # no jitter: the channel is returned unchanged
     assert jitter_noise(ch, rng_for(1, "noise", "u1"), still) is ch
+
+
+# The trial lists of the shipped mini corpora before the E/H lists existed: pinned so that the
+# default run's corpus (and its digest) stays the same (sha256 of the veri_test2.txt text).
+PINNED = {
+    "mini_corpus.yaml": ("c4c892e429f57f91", 6000, 3000,
+                         "94e42f9155f950cf5cf24915f779e6dd911c88a09a39529e6ab01cce6ef6968a"),
+    "mini_corpus_quick.yaml": ("c594de2aaea4e8f5", 140, 70,
+                               "b9728e153e48edf6a484cd08e3bf50cceb5560f8066c1ab13d26cb403fced0d6"),
+}
+
+
+def _text(trials) -> str:
+    return "".join(f"{label} {a} {b}\n" for label, a, b in trials)
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_shipped_mini_corpora_unchanged(name):
+    cfg = load_config(str(CONF / name))
+    digest, n, n_target, sha = PINNED[name]
+    assert cfg.digest() == digest
+    assert "trials_e" not in cfg.identity() and "o_speakers" not in cfg.identity()
+    lists = make_trial_lists(cfg, make_plan(cfg).test)
+    assert list(lists) == [layout.TRIALS]
+    trials = lists[layout.TRIALS]
+    assert (len(trials), sum(t[0] for t in trials)) == (n, n_target)
+    assert hashlib.sha256(_text(trials).encode()).hexdigest() == sha
+    assert config_from_dict({"trials_e": 10}).digest() != config_from_dict({}).digest()
+
+
+# 12 test speakers, 2 videos x 3 utterances: 9 cross-video target pairs per speaker (108), in 4
+# language x gender groups
+SMALL = {"seed": 3, "test": {"speakers": 12, "videos": 2, "utts_per_video": 3},
+         "speakers": {"languages": ["en", "de"]}}
+
+
+def _check_list(trials, n, plan_test, hard=False):
+    spk = {p.speaker.spk_id: p.speaker for p in plan_test}
+    assert len(trials) == n
+    assert trials == sorted(trials, key=lambda t: (t[1], t[2]))
+    pairs = [frozenset(t[1:]) for t in trials]
+    assert len(set(pairs)) == n  # no pair twice, in either order
+    for label, a, b in trials:
+        assert a != b and UTT_RE.match(a) and UTT_RE.match(b)
+        sa, sb = spk[a.split("/")[0]], spk[b.split("/")[0]]
+        assert label == int(sa.spk_id == sb.spk_id), (label, a, b)
+        if label:
+            assert a.split("/")[1] != b.split("/")[1], f"target within one video: {a} {b}"
+        elif hard:
+            assert (sa.language, sa.gender) == (sb.language, sb.gender), (a, b)
+    return sum(t[0] for t in trials)
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_exact_trial_lists(monkeypatch, sampled):
+    if sampled:  # rejection sampling instead of listing every pair (what the full-size lists use)
+        monkeypatch.setattr(layout, "ENUMERATE_PAIRS", 0)
+    cfg = config_from_dict(dict(SMALL, exact_trials=True, num_trials=41, o_speakers=4,
+                                trials_e=301, trials_h=250))
+    plan = make_plan(cfg)
+    lists = make_trial_lists(cfg, plan.test)
+    assert list(lists) == [layout.TRIALS, layout.TRIALS_E, layout.TRIALS_H]
+    o_spks = {p.speaker.spk_id for p in plan.test[:4]}
+    assert {t[i].split("/")[0] for t in lists[layout.TRIALS] for i in (1, 2)} == o_spks
+    assert _check_list(lists[layout.TRIALS], 41, plan.test[:4]) == 20  # 36 available: up to half
+    assert _check_list(lists[layout.TRIALS_E], 301, plan.test) == 108  # all there are
+    assert _check_list(lists[layout.TRIALS_H], 250, plan.test, hard=True) == 108
+    assert {t[1].split("/")[0] for t in lists[layout.TRIALS_E]} == {p.speaker.spk_id
+                                                                     for p in plan.test}
+    # deterministic for a seed, and the seed matters
+    assert make_trial_lists(cfg, make_plan(cfg).test) == lists
+    other = config_from_dict(dict(cfg.to_dict(), seed=4))
+    assert make_trial_lists(other, plan.test)[layout.TRIALS_E] != lists[layout.TRIALS_E]
+
+
+def test_exact_trials_too_few_pairs_is_an_error():
+    plan = make_plan(config_from_dict(SMALL))
+    # 72 utterances: 2376 pairs of different speakers, 108 targets
+    assert len(exact_trials(plan.test, 2484, 1, "E")) == 2484
+    with pytest.raises(ValueError, match="trial list E: 2377 non-target trials wanted"):
+        exact_trials(plan.test, 2485, 1, "E")
+
+
+def test_o_speakers_with_the_balanced_sampler():
+    cfg = config_from_dict(dict(SMALL, num_trials=40, o_speakers=3))
+    plan = make_plan(cfg)
+    trials = make_trial_lists(cfg, plan.test)[layout.TRIALS]
+    assert _check_list(trials, 40, plan.test[:3]) == 20
+    assert {t[1].split("/")[0] for t in trials} <= {p.speaker.spk_id for p in plan.test[:3]}
+
+
+def test_trial_list_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text, match in (("num_trials: 37611\n", "odd sizes need exact_trials: true"),
+                        ("trials_e: 1\n", "trials_e must be 0"),
+                        ("trials_h: -2\n", "trials_h must be 0"),
+                        ("o_speakers: 9\n", r"o_speakers must be null \(all\) or 2..test.speakers"),
+                        ("exact_trials: 1\n", "exact_trials must be true or false")):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_config(str(bad))
+    bad.write_text("exact_trials: true\nnum_trials: 37611\n")
+    assert load_config(str(bad)).num_trials == 37611
+
+
+def test_scale_corpus_config():
+    cfg = load_config(str(CONF / "scale_corpus.yaml"))
+    assert (cfg.train.speakers, cfg.test.speakers) == (5994, 1251)
+    assert cfg.train.speakers * cfg.train.videos * cfg.train.utts_per_video >= 100_000
+    assert cfg.test.speakers * cfg.test.videos * cfg.test.utts_per_video == 18_765
+    assert (cfg.num_trials, cfg.o_speakers, cfg.trials_e, cfg.trials_h) == (37611, 40, 579818,
+                                                                            550894)
+    assert cfg.exact_trials and cfg.utt_dur[1] <= 2.0

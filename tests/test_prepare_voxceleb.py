@@ -93,6 +93,44 @@ def test_prepare_data_dirs_and_trials(corpus, tmp_path):
     assert list(read_kv(data / "vox1" / "wav.scp")) == sorted(VOX1)
 
 
+def _plan(spk_id: str, language: str, utts):
+    from bccmt.corpus.layout import SpeakerPlan
+    from bccmt.corpus.speakers import Speaker
+
+    spk = Speaker(spk_id, "m", language, "m1", 40, 50, 170, 1.0, 0.0)
+    return SpeakerPlan(spk, "voxceleb1/wav", [u for u in utts if u.startswith(spk_id)])
+
+
+def test_maker_o_e_h_lists_converted(corpus, tmp_path):
+    """The mini-corpus maker's three lists (official names and format) -> three Kaldi lists."""
+    from bccmt.corpus.layout import exact_trials
+    from bccmt.corpus.maker import write_trials
+
+    vox1, vox2 = corpus
+    test = [_plan(spk, lang, VOX1) for spk, lang in (("id10001", "en"), ("id10002", "en"),
+                                                     ("id10003", "de"))]
+    # 3 target pairs (id10001 across its 2 videos: 2; id10002 in its one video: 1); 11 pairs of
+    # different speakers, 6 of them within the "en" group
+    lists = {"veri_test2.txt": exact_trials(test[:2], 8, 1, "O"),
+             "list_test_all2.txt": exact_trials(test, 14, 1, "E"),
+             "list_test_hard2.txt": exact_trials(test, 9, 1, "H", same_group=True)}
+    for name, trials in lists.items():
+        write_trials(str(vox1 / name), trials)
+    data = tmp_path / "data"
+    prepare_voxceleb(data, vox1_root=vox1, vox2_root=vox2)
+    tdir = data / "vox1" / "trials"
+    assert sorted(os.listdir(tdir)) == ["vox1_E_cleaned.kaldi", "vox1_H_cleaned.kaldi",
+                                        "vox1_O_cleaned.kaldi"]
+    for name, kaldi, n in (("veri_test2.txt", "vox1_O_cleaned", 8),
+                           ("list_test_all2.txt", "vox1_E_cleaned", 14),
+                           ("list_test_hard2.txt", "vox1_H_cleaned", 9)):
+        got = read_trials(tdir / f"{kaldi}.kaldi")
+        want = [(a[:-4], b[:-4], label == 1) for label, a, b in lists[name]]
+        assert got == want and len(got) == n and sum(t[2] for t in got) == 3, kaldi
+    hard = read_trials(tdir / "vox1_H_cleaned.kaldi")
+    assert all(t[2] or "id10003" not in t[0] + t[1] for t in hard)  # no cross-language non-target
+
+
 def test_vox2_m4a_layout_durations(tmp_path):
     vox2 = tmp_path / "voxceleb2"
     write_m4a(vox2 / "dev" / "aac" / "id00007" / "vid" / "00001.m4a", 1.5)

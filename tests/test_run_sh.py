@@ -1,5 +1,6 @@
 """run.sh's option logic without running a stage: the training-config folder chosen from corpus
-roots, the --student-jobs check, and stage 7's rerun skip (local/export_model.sh)."""
+roots, stage 0's corpus config (--corpus-conf), the --student-jobs check, and stage 7's rerun skip
+(local/export_model.sh)."""
 
 import os
 import subprocess
@@ -36,6 +37,26 @@ def test_config_folder_follows_the_corpus(recipe, tmp_path):
     (recipe / "conf" / "mine").mkdir()
     r = run_sh(recipe, "--stage", "9", "--train-conf", "conf/mine")
     assert r.returncode == 1 and "no training config conf/mine/bccmt_base.yaml" in r.stderr
+
+
+def test_corpus_conf_picks_the_stage0_corpus(recipe):
+    """--corpus-conf: stage 0's corpus YAML (empty: conf/mini_corpus.yaml, with --quick
+    conf/mini_corpus_quick.yaml); the maker is a stub here that shows its arguments and stops."""
+    (recipe / "local").unlink()
+    (recipe / "local").mkdir()
+    maker = recipe / "local" / "make_mini_corpus.sh"
+    maker.write_text('#!/usr/bin/env bash\necho "maker: $*"; exit 3\n')
+    maker.chmod(0o755)
+    for args, conf in (([], "conf/mini_corpus.yaml"),
+                       (["--quick", "true"], "conf/mini_corpus_quick.yaml"),
+                       (["--corpus-conf", "conf/scale_corpus.yaml"], "conf/scale_corpus.yaml"),
+                       (["--quick", "true", "--corpus-conf", "conf/scale_corpus.yaml"],
+                        "conf/scale_corpus.yaml")):
+        r = run_sh(recipe, "--stage", "0", "--stop-stage", "0", *args)
+        assert r.returncode == 3 and f"maker: --nj 2 --seed 1234 --config {conf} " in r.stdout, \
+            r.stdout + r.stderr
+    r = run_sh(recipe, "--stage", "0", "--corpus-conf", "conf/nope.yaml")
+    assert r.returncode == 1 and "no such corpus config: conf/nope.yaml (--corpus-conf)" in r.stderr
 
 
 @pytest.mark.parametrize("jobs", ["0", "two", "-1"])

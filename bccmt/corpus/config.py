@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -88,7 +88,14 @@ class CorpusConfig:
     train: SetSize = field(default_factory=SetSize)
     test: SetSize = field(default_factory=lambda: SetSize(speakers=8))
     utt_dur: List[float] = field(default_factory=lambda: [2.0, 8.0])  # seconds, per utterance
-    num_trials: int = 2000  # veri_test2.txt lines, half targets, half non-targets
+    num_trials: int = 2000  # veri_test2.txt (O) lines, half targets, half non-targets
+    o_speakers: Optional[int] = None  # test speakers in the O list (the first ones); None: all
+    trials_e: int = 0  # list_test_all2.txt (E, all test speakers) lines; 0: no E list
+    trials_h: int = 0  # list_test_hard2.txt (H, same language and gender) lines; 0: no H list
+    # How veri_test2.txt is drawn. False: the balanced sampler of the mini corpora (the list comes
+    # out shorter than num_trials when pairs run out); True: exactly num_trials lines, targets up
+    # to half (bccmt.corpus.layout.exact_trials; the E and H lists are always drawn that way)
+    exact_trials: bool = False
     speakers: SpeakerSpace = field(default_factory=SpeakerSpace)
     channel: ChannelSpace = field(default_factory=ChannelSpace)
     extras: ExtrasConfig = field(default_factory=ExtrasConfig)
@@ -96,10 +103,26 @@ class CorpusConfig:
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> Dict[str, Any]:
+        """The resolved config without the later-added fields that hold their defaults: what a
+        corpus made before those fields existed was identified by (its digest stays the same)."""
+        d = self.to_dict()
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
+
     def digest(self) -> str:
-        """Hash of the resolved config and MAKER_VERSION (identifies a generated corpus)."""
-        blob = json.dumps([MAKER_VERSION, self.to_dict()], sort_keys=True).encode()
+        """Hash of the resolved config (``identity``) and MAKER_VERSION (identifies a generated
+        corpus)."""
+        blob = json.dumps([MAKER_VERSION, self.identity()], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Fields added after corpora were made with MAKER_VERSION 1, with the default that reproduces the
+# older output; left out of the digest while they hold it (see CorpusConfig.identity).
+LATER_FIELDS: Dict[str, Any] = {"o_speakers": None, "trials_e": 0, "trials_h": 0,
+                                "exact_trials": False}
 
 
 class ConfigError(ValueError):
@@ -135,8 +158,23 @@ def check_config(cfg: CorpusConfig, where: str = "config") -> None:
             raise ConfigError(f"{where}: {name} needs >= 2 speakers, >= 1 video, >= 1 utterance")
     if cfg.test.videos * cfg.test.utts_per_video < 2:
         raise ConfigError(f"{where}: test speakers need >= 2 utterances for target trials")
-    if cfg.num_trials < 2 or cfg.num_trials % 2:
-        raise ConfigError(f"{where}: num_trials must be even and >= 2, got {cfg.num_trials}")
+    if not isinstance(cfg.exact_trials, bool):
+        raise ConfigError(f"{where}: exact_trials must be true or false, got {cfg.exact_trials!r}")
+    if cfg.exact_trials:
+        if not isinstance(cfg.num_trials, int) or cfg.num_trials < 2:
+            raise ConfigError(f"{where}: num_trials must be an integer >= 2, got {cfg.num_trials}")
+    elif not isinstance(cfg.num_trials, int) or cfg.num_trials < 2 or cfg.num_trials % 2:
+        raise ConfigError(f"{where}: num_trials must be even and >= 2 (odd sizes need "
+                          f"exact_trials: true), got {cfg.num_trials}")
+    for name in ("trials_e", "trials_h"):
+        n = getattr(cfg, name)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n == 1:
+            raise ConfigError(f"{where}: {name} must be 0 (no list) or an integer >= 2, got {n!r}")
+    o = cfg.o_speakers
+    if o is not None and (not isinstance(o, int) or isinstance(o, bool)
+                          or not 2 <= o <= cfg.test.speakers):
+        raise ConfigError(f"{where}: o_speakers must be null (all) or 2..test.speakers "
+                          f"({cfg.test.speakers}), got {o!r}")
     if cfg.channel.noise_per not in ("session", "utterance"):
         raise ConfigError(f"{where}: channel.noise_per must be 'session' or 'utterance', got "
                           f"{cfg.channel.noise_per!r}")

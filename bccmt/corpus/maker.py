@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from bccmt.corpus import extras
 from bccmt.corpus.config import CorpusConfig
-from bccmt.corpus.layout import TRIALS, make_plan, make_trials
+from bccmt.corpus.layout import (TRIALS, TRIALS_E, TRIALS_H, SpeakerPlan, make_plan,
+                                  make_trial_lists)
 from bccmt.corpus.utterances import render_speaker
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,22 @@ def _check_root(root: str, digest: str) -> bool:
 
 
 def write_trials(path: str, trials: List[Tuple[int, str, str]]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         for label, a, b in trials:
             f.write(f"{label} {a} {b}\n")
     os.replace(tmp, path)
+
+
+def _write_trial_lists(cfg: CorpusConfig, test: List[SpeakerPlan],
+                       root: str) -> Dict[str, Tuple[int, int]]:
+    """Writes every trial list of ``cfg`` -> {relative path: (trials, target trials)}."""
+    counts = {}
+    for rel, trials in make_trial_lists(cfg, test).items():
+        write_trials(os.path.join(root, rel), trials)
+        counts[rel] = (len(trials), sum(t[0] for t in trials))
+    return counts
 
 
 def make_corpus(cfg: CorpusConfig, root: str, nj: int = 1) -> Dict[str, Any]:
@@ -97,9 +109,12 @@ def make_corpus(cfg: CorpusConfig, root: str, nj: int = 1) -> Dict[str, Any]:
             stats = json.load(f)
         log.info("%s: complete for config %s; nothing to do", root, digest)
         return stats
-    _write_json(os.path.join(root, MARKER), {"digest": digest, "config": cfg.to_dict()})
+    _write_json(os.path.join(root, MARKER), {"digest": digest, "config": cfg.identity()})
     start = time.time()
     plan = make_plan(cfg)
+    # the trial lists depend on the plan only: written first, so that a list the test set cannot
+    # fill fails before hours of synthesis (the .done marker still comes last)
+    trial_counts = _write_trial_lists(cfg, plan.test, root)
     units: List[Tuple[Callable, Any]] = [(render_speaker, (cfg, p, root))
                                          for p in plan.train + plan.test]
     units += [(extras.render_speech, (cfg, root, i + 1, s))
@@ -123,8 +138,6 @@ def make_corpus(cfg: CorpusConfig, root: str, nj: int = 1) -> Dict[str, Any]:
                 counts[kind] = counts.get(kind, 0) + 1
             if k % step == 0 or k == len(units):
                 log.info("%d/%d units done (%.1f s)", k, len(units), time.time() - start)
-    trials = make_trials(plan.test, cfg.num_trials, cfg.seed)
-    write_trials(os.path.join(root, TRIALS), trials)
     stats = {
         "digest": digest,
         "train_speakers": len(plan.train),
@@ -133,12 +146,15 @@ def make_corpus(cfg: CorpusConfig, root: str, nj: int = 1) -> Dict[str, Any]:
         "test_utts": counts.get("voxceleb1", 0),
         "train_hours": round(seconds.get("voxceleb2", 0.0) / 3600, 4),
         "test_hours": round(seconds.get("voxceleb1", 0.0) / 3600, 4),
-        "trials": len(trials),
-        "target_trials": sum(t[0] for t in trials),
+        "trials": trial_counts[TRIALS][0],
+        "target_trials": trial_counts[TRIALS][1],
         "files": counts,
         "generation_seconds": round(time.time() - start, 1),
         "nj": nj,
     }
+    for rel, suffix in ((TRIALS_E, "_e"), (TRIALS_H, "_h")):  # only when the config asks for them
+        if rel in trial_counts:
+            stats[f"trials{suffix}"], stats[f"target_trials{suffix}"] = trial_counts[rel]
     _write_json(os.path.join(root, DONE), stats)
     log.info("done: %s", json.dumps(stats, sort_keys=True))
     return stats
