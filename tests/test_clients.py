@@ -1,10 +1,10 @@
 """Other toolkits on the exported model.onnx: sherpa-onnx's speaker extractor
-(bccmt.export.clients) and the README's onnxruntime + kaldi-native-fbank snippet, both fed the
+(bccmt.export.clients) and the documented onnxruntime + kaldi-native-fbank snippet, both fed the
 whole file, against stage 4's embeddings and stage 5's EER; bad inputs through sherpa-onnx and
 through ``bccmt embed``; stage 7's sherpa-onnx rows.
 
-The README snippets are extracted from README.md and run as they are (exec with the paths they
-need), so the README code is what is tested.
+The snippets are extracted from README.md and docs/export.md and run as they are (exec with the
+paths they need), so the documented code is what is tested.
 """
 
 import re
@@ -28,21 +28,25 @@ EER_TOLERANCE = 0.01  # EER points, against stage 5
 pytestmark = pytest.mark.usefixtures("keep_logging")
 
 
-def readme_snippet(name: str) -> str:
-    """The fenced python block right after ``<!-- snippet: name -->`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+SNIPPETS = {"sherpa-onnx": "README.md", "onnx-client": "docs/export.md"}  # where each one lives
+
+
+def doc_snippet(name: str) -> str:
+    """The fenced python block right after ``<!-- snippet: name -->`` in its document."""
+    doc = SNIPPETS[name]
+    text = (REPO / doc).read_text(encoding="utf-8")
     marker = f"<!-- snippet: {name} -->"
-    assert text.count(marker) == 1, f"README.md: want one {marker}"
+    assert text.count(marker) == 1, f"{doc}: want one {marker}"
     m = re.match(r"\s*```python\n(.*?)\n```", text.split(marker, 1)[1], re.S)
-    assert m, f"README.md: no ```python block after {marker}"
+    assert m, f"{doc}: no ```python block after {marker}"
     return m.group(1)
 
 
 def run_snippet(name: str, export_dir, enroll_wav, test_wav) -> dict:
-    """Runs a README snippet; returns its namespace (``embed``, ``score``, ...)."""
+    """Runs a documented snippet; returns its namespace (``embed``, ``score``, ...)."""
     ns = {"export_dir": str(export_dir), "enroll_wav": str(enroll_wav),
           "test_wav": str(test_wav)}
-    exec(compile(readme_snippet(name), f"README.md:{name}", "exec"), ns)
+    exec(compile(doc_snippet(name), f"{SNIPPETS[name]}:{name}", "exec"), ns)
     return ns
 
 
@@ -111,7 +115,7 @@ def test_sherpa_eer_matches_stage5(exported, eval_sherpa):
 
 
 def test_readme_onnx_client_matches_stage4(exported):
-    """The README's onnxruntime + kaldi-native-fbank snippet: its embeddings match stage 4, and its
+    """The onnxruntime + kaldi-native-fbank snippet of docs/export.md: its embeddings match stage 4, and its
     score and decision are the recipe's cosine backend (ExportedModel.verify)."""
     from bccmt.runtime.model import ExportedModel
 
@@ -120,7 +124,7 @@ def test_readme_onnx_client_matches_stage4(exported):
     a, b = wav["id20001/vid/00001"], wav["id20002/vid/00002"]
     ns = run_snippet("onnx-client", out, a, b)
     check_parity(parity(exp / "embeddings" / "vox1" / "xvector.scp",
-                        {k: ns["embed"](p) for k, p in wav.items()}), "README onnx-client")
+                        {k: ns["embed"](p) for k, p in wav.items()}), "docs/export.md onnx-client")
     model = ExportedModel(out)
     d = model.verify([model.embed_audio(a)], model.embed_audio(b))
     assert float(ns["score"]) == pytest.approx(d.score, abs=1e-4)
@@ -171,7 +175,7 @@ def test_gap_short_and_long_inputs_match_stage4(exported, tmp_path):
                  "sherpa-onnx, gap/short/long")
     ns = run_snippet("onnx-client", out, wav["gap"], wav["half"])
     check_parity(parity(scp, {k: ns["embed"](p) for k, p in wav.items()}),
-                 "README onnx-client, gap/short/long")
+                 "docs/export.md onnx-client, gap/short/long")
 
 
 # ----------------------------------------------------------------------- bad input (fast)
@@ -190,7 +194,7 @@ def _bad_inputs(tmp_path) -> dict:
 
 
 def test_bad_input_sherpa_and_bccmt_embed(exported, tmp_path, capsys):
-    """What each bad input does (recorded in README.md, "Use with sherpa-onnx"):
+    """What each bad input does (recorded in docs/front_end.md, "Bad input"):
     sherpa-onnx 2.0.1 does not crash on any: a wav giving no fbank frame (0 or 50 samples) leaves
     the stream not ready and compute() returns an empty list; a wav shorter than min_frames is
     embedded (tiled in the graph) as by ``bccmt embed``; 8 kHz is resampled by sherpa-onnx. Our
