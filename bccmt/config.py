@@ -263,6 +263,11 @@ def _check_ranges(cfg: TrainConfig, source: str) -> None:
         (cfg.head.margin_end_epoch >= cfg.head.margin_start_epoch,
          "head.margin_end_epoch must be >= head.margin_start_epoch"),
         (t.keep_every >= 0, "train.keep_every must be >= 0"),
+        (o.momentum >= 0, "optim.momentum must be >= 0"),
+        (o.name != "sgd" or not o.nesterov or o.momentum > 0,
+         "optim.nesterov: true needs optim.momentum > 0 (sgd)"),
+        (min(dt.spec_augment.freq_masks, dt.spec_augment.freq_width, dt.spec_augment.time_masks,
+             dt.spec_augment.time_width) >= 0, "data.spec_augment masks and widths must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -76,17 +76,24 @@ def make_data_dir(out: Path, fbank_yaml: Path, speakers: int = 40, utts: int = 4
     return out
 
 
+def train_command(config: Path, data: Path, exp: Path, threads: int, sets: Sequence[str],
+                  teacher: Optional[Path] = None, device: str = "cpu") -> List[str]:
+    """The recipe's training command (``python -m bccmt.bin.train``) with --set overrides."""
+    cmd = [sys.executable, "-m", "bccmt.bin.train", "--config", str(config), "--train-data",
+           str(data), "--exp-dir", str(exp), "--num-threads", str(threads), "--device", device]
+    if teacher is not None:
+        cmd += ["--teacher-exp", str(teacher)]
+    return cmd + ["--set", *sets] if sets else cmd
+
+
 def _train_cmd(root: Root, model: str, data: Path, exp: Path, threads: int, epochs: int,
                crops: int, teacher: Optional[Path]) -> List[str]:
     conf = root.path / "egs" / "voxceleb" / "conf" / f"{CONFIGS[model]}.yaml"
     sets = [f"train.epochs={epochs}", f"data.samples_per_epoch={crops}", "train.avg_last=1",
             "train.seed=1"]
-    cmd = [sys.executable, "-m", "bccmt.bin.train", "--config", str(conf), "--train-data",
-           str(data), "--exp-dir", str(exp), "--num-threads", str(threads), "--device", "cpu"]
     if teacher is not None:
-        cmd += ["--teacher-exp", str(teacher)]
         sets += ["kd.check_utts=16", "kd.check_p_value=null"]
-    return cmd + ["--set", *sets, *root.sets]
+    return train_command(conf, data, exp, threads, [*sets, *root.sets], teacher)
 
 
 def _rate(exp: Path) -> float:
@@ -108,12 +115,18 @@ def _rate(exp: Path) -> float:
     return statistics.median(later)
 
 
-def _launch(root: Root, cmd: List[str], exp: Path) -> subprocess.Popen:
+def _launch(root: Root, cmd: List[str], exp: Path,
+            log_path: Optional[Path] = None) -> subprocess.Popen:
+    """Starts cmd in root.path with root.env after emptying exp; its output goes to log_path
+    (default exp/stdout.log)."""
     if exp.exists():
         shutil.rmtree(exp)
     exp.mkdir(parents=True)
-    out = open(exp / "stdout.log", "w")
-    return subprocess.Popen(cmd, cwd=root.path, env=root.env, stdout=out, stderr=subprocess.STDOUT)
+    log_path = log_path or exp / "stdout.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as out:  # the child holds its own copy of the file
+        return subprocess.Popen(cmd, cwd=root.path, env=root.env, stdout=out,
+                                stderr=subprocess.STDOUT)
 
 
 def _wait(procs: Sequence[subprocess.Popen], exps: Sequence[Path]) -> List[float]:

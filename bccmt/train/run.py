@@ -25,7 +25,11 @@ class Classifier(torch.nn.Module):
             emb, maps = self.model(feats, return_attention=True)
         else:
             emb, maps = self.model(feats), None
-        return emb, maps, self.head(emb, labels)
+        # the margin head in float32, also under autocast (AMP): in float16 a cosine within 2.4e-4
+        # of 1 rounds to 1, where AAM's sqrt(1 - cos^2) has an infinite gradient (a skipped step)
+        with torch.autocast(feats.device.type, enabled=False):
+            logits = self.head(emb.float(), labels)
+        return emb, maps, logits
 
 
 @dataclasses.dataclass

@@ -7,10 +7,11 @@ change shape when the number of steps per epoch changes.
 from __future__ import annotations
 
 import math
+from typing import List
 
 import torch
 
-from bccmt.config import HeadSection, OptimSection
+from bccmt.config import HeadSection, OptimSection, TrainConfig
 
 
 def build_optimizer(params, cfg: OptimSection) -> torch.optim.Optimizer:
@@ -59,3 +60,18 @@ def margin_at(epoch: float, cfg: HeadSection) -> float:
         return cfg.margin
     span = cfg.margin_end_epoch - cfg.margin_start_epoch
     return cfg.margin * (epoch - cfg.margin_start_epoch) / span
+
+
+def schedule_warnings(cfg: TrainConfig) -> List[str]:
+    """What the epoch-based schedules will not do within ``train.epochs`` (a schedule written for
+    a long run, e.g. conf/voxceleb's, run for a few epochs without squeezing its epoch keys)."""
+    epochs, o, h = cfg.train.epochs, cfg.optim, cfg.head
+    out = []
+    if o.warmup_epochs > epochs:
+        out.append(f"optim.warmup_epochs {o.warmup_epochs:g} > train.epochs {epochs}: the "
+                   f"learning rate never reaches optim.lr {o.lr:g} (peak "
+                   f"{o.lr * lr_factor(epochs, epochs, o):.3g})")
+    if h.margin > 0 and h.margin_end_epoch > epochs:
+        out.append(f"head.margin_end_epoch {h.margin_end_epoch:g} > train.epochs {epochs}: the "
+                   f"margin ends at {margin_at(epochs, h):.3g}, not head.margin {h.margin:g}")
+    return out

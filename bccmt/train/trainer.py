@@ -30,7 +30,8 @@ from bccmt.train import checkpoint as ckpt
 from bccmt.train import distributed as dist_util
 from bccmt.train.data import CropDataset, EpochBatchSampler, make_loader
 from bccmt.train.run import Classifier, Run
-from bccmt.train.schedule import build_optimizer, build_scheduler, margin_at
+from bccmt.train.schedule import (build_optimizer, build_scheduler, margin_at,
+                                  schedule_warnings)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
                           spk2idx=state["spk2idx"] if state else None)
     log.info("%s: %d utterances (%d shorter than a crop, tiled), %d speakers, crop %d frames",
              train_data, len(dataset), dataset.num_repeated, dataset.num_speakers, dataset.crop_frames)
+    _check_spec_augment(cfg.data.spec_augment, dataset)
+    for warning in schedule_warnings(cfg):
+        log.warning("%s", warning)
     if info.is_main:
         from bccmt.io import write_kv
         write_kv(exp_dir / "spk2idx", dataset.spk2idx)
@@ -127,6 +131,23 @@ def _build(cfg, train_data, exp_dir, info, state, config_file=None) -> Run:
     use_amp = t.amp and info.device.type == "cuda"
     return Run(cfg, info, exp_dir, resolved, features, dataset, net, sampler, optimizer, scheduler,
                torch.amp.GradScaler("cuda", enabled=use_amp), use_amp)
+
+
+def _check_spec_augment(sa, dataset: CropDataset) -> None:
+    """SpecAugment's masks must leave part of every crop: together they may cover less than the
+    crop's frequency bins and frames (each mask is up to its width, placed at random)."""
+    if not sa.enabled:
+        return
+    for masks, width, size, what in ((sa.freq_masks, sa.freq_width, dataset.feat_dim, "freq"),
+                                     (sa.time_masks, sa.time_width, dataset.crop_frames, "time")):
+        if masks * width >= size:
+            unit = "fbank bins" if what == "freq" else "crop frames"
+            raise TrainError(f"data.spec_augment: {masks} {what} masks of up to {width} can cover "
+                             f"all {size} {unit}; lower data.spec_augment.{what}_masks or "
+                             f"{what}_width")
+    log.info("SpecAugment: %d freq masks of 0..%d of %d bins, %d time masks of 0..%d of %d frames",
+             sa.freq_masks, sa.freq_width, dataset.feat_dim, sa.time_masks, sa.time_width,
+             dataset.crop_frames)
 
 
 def _restore(run: Run, state: Dict[str, Any], path: Path, init_from) -> None:
@@ -162,6 +183,8 @@ def _fit(run: Run) -> Dict[str, Any]:
             run.net, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
     run.loader = make_loader(run.dataset, run.sampler, cfg.data.num_workers,
                              info.device.type == "cuda")
+    log.info("data loader: %d worker processes (persistent %s)", run.loader.num_workers,
+             run.loader.persistent_workers)
     log.info("%d steps/epoch of %d crops (%d per rank), epochs %d..%d", run.steps, t.batch_size,
              t.batch_size // info.world_size, run.start_epoch, t.epochs)
     for epoch in range(run.start_epoch, t.epochs + 1):

@@ -146,7 +146,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 # Quick mode shortens the schedules with overrides instead of second copies of the configs.
-quick_train_opts="train.epochs=1 data.samples_per_epoch=32 train.avg_last=1"
+quick_train_opts="train.epochs=1 data.samples_per_epoch=32 train.avg_last=1 train.batch_size=16"  # 16: also for conf/voxceleb (256)
 quick_kd_opts="kd.check_utts=32 kd.check_p_value=null"
 
 train_model() {  # <config-name> <exp-name> [extra train.py options]
