@@ -33,7 +33,6 @@ import os
 import platform
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,14 +40,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from bccmt.studies.measure import Measure, log_tail, wait_measured
+
 log = logging.getLogger(__name__)
 
 # Full VoxCeleb, for the projection (VoxCeleb papers and the official cleaned lists).
 VOX2_DEV_UTTS = 1_092_009
 VOX2_DEV_HOURS = 2_300.0  # about 2,300 h (VoxCeleb2 dev)
-VOX1_UTTS = 153_516
-VOX1_HOURS = 352.0
-TRIAL_LISTS = {"vox1_O_cleaned": 37_611, "vox1_E_cleaned": 579_818, "vox1_H_cleaned": 550_894}
+VOX1_HOURS = 352.0  # 153,516 utterances
 GPU_CROPS_PER_S = {"bccmt_base": 817.0, "bccmt_tiny_kd": 928.0}  # H200, AMP, 8 workers (docs/gpu.md)
 EPOCHS = 150  # conf/voxceleb/train_voxceleb.yaml
 BACKENDS = ("cosine", "asnorm", "plda")
@@ -56,13 +55,6 @@ BACKENDS = ("cosine", "asnorm", "plda")
 
 class ScaleError(RuntimeError):
     """A benchmark step failed; the message names the step and its log."""
-
-
-@dataclass
-class Measure:
-    wall_s: float
-    cpu_s: float
-    max_rss_mb: float
 
 
 def run_measured(cmd: List[str], cwd: Path, log_path: Path,
@@ -73,15 +65,12 @@ def run_measured(cmd: List[str], cwd: Path, log_path: Path,
         out.write(f"# {shlex.join(cmd)}\n")
         out.flush()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
-        raise ScaleError(f"{shlex.join(cmd[:3])} ... failed (rc {proc.returncode}); see "
-                         f"{log_path}:\n  " + "\n  ".join(tail))
-    return Measure(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0)
+        m = wait_measured(subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                           env=env), t0)
+    if m.returncode != 0:
+        raise ScaleError(f"{shlex.join(cmd[:3])} ... failed (rc {m.returncode}); see "
+                         f"{log_path}:" + log_tail(log_path))
+    return m
 
 
 def disk_bytes(*paths: Path) -> int:

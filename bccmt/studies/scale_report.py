@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
-from bccmt.studies.scale import (EPOCHS, GPU_CROPS_PER_S, TRIAL_LISTS, VOX1_HOURS, VOX1_UTTS,
-                                 VOX2_DEV_HOURS, VOX2_DEV_UTTS)
+from bccmt.studies.scale import (EPOCHS, GPU_CROPS_PER_S, VOX1_HOURS, VOX2_DEV_HOURS,
+                                 VOX2_DEV_UTTS)
 
 GB = 1e9
 AUG_UTTS = 1_000_000  # 4 types x 250,000 augmented utterances, as in the Kaldi/WeSpeaker recipes

@@ -19,13 +19,13 @@ stays in its warm-up (the trainer logs a warning); pass overrides to squeeze it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from bccmt.studies.measure import log_tail, wait_measured
 from bccmt.studies.training_benchmark import BenchmarkError, Root, _launch, root_env, train_command
 
 REPO = Path(__file__).resolve().parents[2]  # the code root the child imports bccmt from
@@ -66,14 +66,10 @@ def train_steps(config_path, train_data, exp_dir, steps: int, overrides: Sequenc
     root = Root("train_steps", Path(cwd).resolve() if cwd else REPO, root_env(REPO, baseline=False))
     log_path = Path(log_path).resolve() if log_path else exp_dir / "stdout.log"
     t0 = time.perf_counter()
-    proc = _launch(root, cmd, exp_dir, log_path)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
-        raise BenchmarkError(f"training failed (exit {proc.returncode}); see {log_path}:\n  "
-                             + "\n  ".join(tail))
+    m = wait_measured(_launch(root, cmd, exp_dir, log_path), t0)
+    if m.returncode != 0:
+        raise BenchmarkError(f"training failed (exit {m.returncode}); see {log_path}:"
+                             + log_tail(log_path))
     out = read_steps(exp_dir, steps)
     step_time = statistics.median(out["step_times_s"][1:] or out["step_times_s"])
     return {"steps": steps, "batch_size": batch, "threads": threads, "device": device, **out,
@@ -81,8 +77,7 @@ def train_steps(config_path, train_data, exp_dir, steps: int, overrides: Sequenc
             "lr_first": out["lrs"][0], "lr_last": out["lrs"][-1],
             "margin_first": out["margins"][0], "margin_last": out["margins"][-1],
             "step_time_s": step_time, "crops_per_s": batch / max(step_time, 1e-9),
-            "max_rss_mb": ru.ru_maxrss / 1024.0, "cpu_s": ru.ru_utime + ru.ru_stime,
-            "wall_s": wall, "num_classes": _head_classes(exp_dir), "exp_dir": str(exp_dir),
+            "max_rss_mb": m.max_rss_mb, "cpu_s": m.cpu_s, "wall_s": m.wall_s, "num_classes": _head_classes(exp_dir), "exp_dir": str(exp_dir),
             "log": str(log_path)}
 
 
