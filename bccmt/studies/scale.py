@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from bccmt.exp import ExpLayout
 from bccmt.studies.measure import Measure, log_tail, wait_measured
 
 log = logging.getLogger(__name__)
@@ -199,10 +200,13 @@ class Benchmark:
         if name in self.results["steps"]:
             log.info("step %s: done before (%s); skipped", name, self.results_path)
             return self.results["steps"][name]
-        log.info("step %s ...", name)
+        load = os.getloadavg()[0]  # 1-min load average: was the machine idle when it started?
+        log.info("step %s (load average %.2f) ...", name, load)
         t0 = time.time()
         out = fn()
+        out.setdefault("load_at_start", load)
         out.setdefault("finished", time.strftime("%Y-%m-%d %H:%M:%S"))
+        out.setdefault("commit", self.results["commit"])  # a resumed benchmark may span commits
         self.results["steps"][name] = out
         self.save()
         log.info("step %s done in %.1f s: %s", name, time.time() - t0,
@@ -337,7 +341,7 @@ class Benchmark:
                      f"data.num_workers={self.s.train_workers}", "optim.warmup_epochs=0.2",
                      "head.margin_start_epoch=0.3", "head.margin_end_epoch=0.8"]
         if teacher is not None:
-            overrides += ["kd.check_p_value=null", "kd.check_utts=32"]
+            overrides += ["kd.check_p_value=null", f"kd.check_utts={8 if self.s.quick else 32}"]
         out = train_steps(self.s.recipe / "conf" / "voxceleb" / f"{model}.yaml",
                           self.data("vox2_dev"), exp, self.s.train_steps, overrides,
                           teacher=teacher, log_path=self.logs(f"train_{model}"), cwd=self.s.recipe)
@@ -346,7 +350,7 @@ class Benchmark:
     def _extract(self, data_name: str, spk_mean: bool) -> Dict[str, Any]:
         exp = self.exp("bccmt_tiny_kd")
         data = self.data(data_name)
-        out = exp / "embeddings" / data_name
+        out = ExpLayout(exp).embeddings(data_name).root
         m = self.sh(f"extract_{data_name}", [
             "local/extract_embeddings.sh", "--nj", str(self.s.nj), "--spk-mean",
             str(spk_mean).lower(), str(exp), str(data), str(out)])
@@ -359,7 +363,7 @@ class Benchmark:
         m = self.sh(f"score_{trials.stem}_{backend}", [
             "local/score.sh", "--backends", backend, "--train-set", "vox2_dev_backend",
             str(exp), str(trials)])
-        result = exp / "scores" / f"{trials.stem}.{backend}.result"
+        result = ExpLayout(exp).result_file(trials.stem, backend)
         return {**asdict(m), "trials": count_lines(trials),
                 "result": result.read_text(encoding="utf-8").strip() if result.exists() else ""}
 

@@ -169,6 +169,14 @@ def write_report(res: Dict[str, Any], command: str) -> str:
              f"`{res['settings']['corpus_conf']}`: {prep.get('train_speakers', '?'):,} training "
              f"and {prep.get('eval_speakers', '?'):,} evaluation speakers, "
              f"{prep.get('utts', 0):,} utterances, {prep.get('hours', 0):.1f} h.", ""]
+    loads = [r["load_at_start"] for r in steps.values() if "load_at_start" in r]
+    if loads:
+        lines += [f"1-minute load average when the steps started: at most {max(loads):.2f} "
+                  f"(idle machine: about 0; {m['cores']} cores).", ""]
+    commits = sorted({str(r.get("commit")) for r in steps.values() if r.get("commit")})
+    if len(commits) > 1:
+        lines += [f"The steps ran at commits {', '.join(commits)} (a resumed run; each step's "
+                  "commit is in results.json).", ""]
     if prep.get("trials"):
         lines += ["Trial lists: " + ", ".join(f"{k} {v:,}" for k, v in
                                                sorted(prep["trials"].items())) + ".", ""]
