@@ -1,6 +1,6 @@
 """run.sh's option logic without running a stage: the training-config folder chosen from corpus
-roots, stage 0's corpus config (--corpus-conf), the --student-jobs check, and stage 7's rerun skip
-(local/export_model.sh)."""
+roots, stage 0's corpus config (--corpus-conf), stage 1's --compress, the --student-jobs check, and
+stage 7's rerun skip (local/export_model.sh)."""
 
 import os
 import subprocess
@@ -57,6 +57,33 @@ def test_corpus_conf_picks_the_stage0_corpus(recipe):
             r.stdout + r.stderr
     r = run_sh(recipe, "--stage", "0", "--corpus-conf", "conf/nope.yaml")
     assert r.returncode == 1 and "no such corpus config: conf/nope.yaml (--corpus-conf)" in r.stderr
+
+
+def test_compress_reaches_every_fbank_job(recipe):
+    """--compress true: stage 1 passes it to every make_fbank.sh call (stubs here: augmentation and
+    data-dir tools do nothing, make_fbank.sh shows its arguments)."""
+    (recipe / "local").unlink()
+    (recipe / "local").mkdir()
+    augment = ('src="${@: -1}"; for t in reverb noise music babble; do d=$src"_$t"; mkdir -p $d; '
+               'echo "a-$t x.wav" > $d/wav.scp; echo "a-$t s" > $d/utt2spk; '
+               'echo "s a-$t" > $d/spk2utt; done')
+    for name, body in (("augment_data_dir.sh", augment),
+                       ("make_fbank.sh", 'echo "make_fbank: $*"; exit 0')):
+        script = recipe / "local" / name
+        script.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        script.chmod(0o755)
+    data = recipe / "data" / "vox2_dev"
+    data.mkdir(parents=True)
+    (data / "wav.scp").write_text("a x.wav\n")
+    (data / "utt2spk").write_text("a s\n")
+    (data / "spk2utt").write_text("s a\n")
+    r = run_sh(recipe, "--stage", "1", "--stop-stage", "1", "--compress", "true")
+    calls = [ln for ln in r.stdout.splitlines() if ln.startswith("make_fbank:")]
+    # the training and evaluation sets; the stubs write no features, so stage 1 stops after them
+    assert len(calls) == 2, r.stdout + r.stderr
+    assert all("--compress true" in c for c in calls), calls
+    r = run_sh(recipe, "--stage", "1", "--stop-stage", "1", "--compress", "maybe")
+    assert r.returncode != 0 and "--compress" in r.stderr
 
 
 @pytest.mark.parametrize("jobs", ["0", "two", "-1"])
