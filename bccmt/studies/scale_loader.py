@@ -12,9 +12,8 @@ import time
 import numpy as np
 
 from bccmt.config import DataSection, SpecAugmentSection
-from bccmt.features import FbankConfig, apply_cmn
-from bccmt.train.data import (CropDataset, DataError, EpochBatchSampler, make_loader, spec_augment,
-                              take_crop)
+from bccmt.features import FbankConfig
+from bccmt.train.data import CropDataset, DataError, EpochBatchSampler, make_loader, take_crop
 
 READS = ("crop", "whole")
 
@@ -22,17 +21,14 @@ READS = ("crop", "whole")
 class WholeMatrixCrops(CropDataset):
     """CropDataset reading each crop's whole matrix (the baseline of the crop reads)."""
 
-    def load_crop(self, i, rng, augment=True):
+    def read_crop(self, i, rng):
         import kaldiio
 
         try:
             mat = np.ascontiguousarray(kaldiio.load_mat(self.specs[i]), dtype=np.float32)
         except Exception as e:  # noqa: BLE001
             raise DataError(f"utterance '{self.utts[i]}': cannot read '{self.specs[i]}' ({e})") from e
-        crop = apply_cmn(take_crop(mat, self.crop_frames, rng))
-        if augment and self.cfg.spec_augment.enabled:
-            crop = spec_augment(crop, self.cfg.spec_augment, rng)
-        return np.ascontiguousarray(crop)
+        return take_crop(mat, self.crop_frames, rng)
 
 
 def measure_loader(data_dir, crops: int, workers: int, reads: str = "crop",

@@ -114,7 +114,14 @@ class CropDataset(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, epoch, position])
 
     def load_crop(self, i: int, rng: np.random.Generator, augment: bool = True) -> np.ndarray:
-        """(crop_frames, F) float32: a random crop of utterance i, mean-normalised, maybe masked.
+        """(crop_frames, F) float32: a random crop of utterance i, mean-normalised, maybe masked."""
+        crop = apply_cmn(self.read_crop(i, rng))
+        if augment and self.cfg.spec_augment.enabled:
+            crop = spec_augment(crop, self.cfg.spec_augment, rng)
+        return np.ascontiguousarray(crop)
+
+    def read_crop(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        """(crop_frames, F) float32: the raw rows of a random crop of utterance i.
 
         Reads only the crop's rows (``bccmt.io.matrices.MatrixReader``); an utterance shorter than
         the crop is read whole and tiled. Equal to cropping ``kaldiio.load_mat`` with take_crop
@@ -137,10 +144,7 @@ class CropDataset(torch.utils.data.Dataset):
         if mat.shape != (frames, self.feat_dim):
             raise DataError(f"utterance '{self.utts[i]}': {spec} gave a {mat.shape} crop, expected "
                             f"({frames}, {self.feat_dim})")
-        crop = apply_cmn(mat)
-        if augment and self.cfg.spec_augment.enabled:
-            crop = spec_augment(crop, self.cfg.spec_augment, rng)
-        return np.ascontiguousarray(crop)
+        return mat
 
     def __getitem__(self, index: Tuple[int, int, int]):
         epoch, position, i = index
