@@ -54,11 +54,16 @@ def test_quick_scale_benchmark(tmp_path):
         assert head in text, head
     assert "| vox1_E_cleaned | 200 | plda |" in text and "GPU h" in text
     assert text in r.stdout  # the tables are printed too
-    # a rerun resumes: every step is skipped, the report is the same but for nothing
+    # a rerun resumes: every step is skipped, the report is the same but for nothing, and the
+    # hand-written notes below the marker survive it
+    from bccmt.bin.benchmark_scale import NOTES_MARKER
+    (work / "scale.md").write_text(text + "\n" + NOTES_MARKER + "\n\n## Notes\nby hand\n")
     r2 = bench(recipe, work)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert r2.stderr.count("done before") == len(STEPS)
     assert json.loads((work / "results.json").read_text())["steps"] == steps
+    again = (work / "scale.md").read_text()
+    assert again.startswith(text) and again.endswith(NOTES_MARKER + "\n\n## Notes\nby hand\n")
     # results of another corpus config are not mixed in
     r3 = bench(recipe, work, "--corpus-conf", "conf/mini_corpus.yaml")
     assert r3.returncode == 1 and "holds another quick corpus config" in r3.stderr

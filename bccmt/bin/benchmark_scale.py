@@ -7,7 +7,8 @@
 
 The steps and what each measures are in bccmt.studies.scale; the projection to full VoxCeleb2 +
 Vox1 in bccmt.studies.scale_report. A rerun resumes: steps already in <work>/results.json are
-skipped. Run it on an idle machine: the figures are wall and CPU times.
+skipped. Run it on an idle machine: the figures are wall and CPU times. The report is rewritten
+from results.json each time; text below its NOTES_MARKER line (notes by hand) is kept.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def quick_corpus_conf(full: Path, out: Path) -> Path:
     return out
 
 
+NOTES_MARKER = "<!-- benchmark_scale keeps what follows this line when it rewrites the page -->"
+
+
+def kept_notes(out: Path) -> str:
+    """The hand-written part of an existing report (from NOTES_MARKER on), or ""."""
+    try:
+        old = out.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    at = old.find(NOTES_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small corpus and few steps (CI)")
@@ -86,17 +100,20 @@ def main(argv=None) -> int:
         s.train_steps = args.train_steps
     out = args.out or (work / "scale.md" if args.quick else recipe / ".." / ".." / "docs" /
                        "scale.md")
+    command = ("python -m bccmt.bin.benchmark_scale " + shlex.join(
+        argv if argv is not None else sys.argv[1:])).strip()
     try:
         bench = Benchmark(s)
         if not args.report_only:
+            runs = bench.results.setdefault("commands", [])  # the report names the runs (a
+            if command not in runs:  # resumed benchmark may have had several), not --report-only
+                runs.append(command)
             bench.run()
     except ScaleError as e:
         log.error("%s", e)
         return 1
-    command = "python -m bccmt.bin.benchmark_scale " + shlex.join(
-        argv if argv is not None else sys.argv[1:])
-    text = write_report(bench.results, command.strip())
-    out.write_text(text + "\n", encoding="utf-8")
+    text = write_report(bench.results, command)
+    out.write_text(text + "\n" + kept_notes(out), encoding="utf-8")
     print(text)
     log.info("report: %s; results: %s", out.resolve(), bench.results_path)
     return 0

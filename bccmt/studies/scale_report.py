@@ -4,6 +4,7 @@ the loader, training, extraction, scoring, and a projection to full VoxCeleb2 + 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Dict, List
 
 from bccmt.studies.scale import (EPOCHS, GPU_CROPS_PER_S, VOX1_HOURS, VOX2_DEV_HOURS,
@@ -20,6 +21,10 @@ def _t(seconds: float) -> str:
     if seconds >= 60:
         return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
     return f"{seconds:.1f} s"
+
+
+def _per_hour(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def _gb(n: float) -> str:
@@ -52,13 +57,16 @@ def stage_table(steps: Dict[str, Any]) -> List[str]:
         if not r:
             continue
         hours = r.get("hours") or 0.0
-        per_h = f"{r['cpu_s'] / hours:.0f} s" if hours else ""
+        per_h = _per_hour(r["cpu_s"] / hours) if hours else ""
         disk = r.get("disk")
-        rows.append([stage, what, f"{r.get('utts', ''):,}" if r.get("utts") else "",
-                     f"{hours:.2f}", _t(r["wall_s"]), _t(r["cpu_s"]), per_h,
+        utts = r.get("utts")
+        rows.append([stage, what, f"{utts:,}" if utts else "",
+                     f"{hours:.2f}", _t(r["wall_s"]), f"{utts / r['wall_s']:.0f}" if utts else "",
+                     _t(r["cpu_s"]), per_h,
                      f"{r['max_rss_mb']:.0f} MB", _gb(disk) if disk else "",
                      f"{disk / hours / 1e6:.0f} MB" if disk and hours else ""])
-    return _table(["stage", "step", "utterances", "audio h", "wall", "CPU", "CPU per audio h",
+    return _table(["stage", "step", "utterances", "audio h", "wall", "utts/s", "CPU",
+                   "CPU per audio h",
                    "peak RSS", "disk", "disk per audio h"], rows)
 
 
@@ -77,11 +85,27 @@ def train_table(steps: Dict[str, Any]) -> List[str]:
         rows.append([name, f"{r['num_classes']:,}", r["steps"], r["batch_size"], r["workers"],
                      f"{r['step_time_s']:.2f} s", f"{r['crops_per_s']:.1f}",
                      f"{r['max_rss_mb']:.0f} MB",
-                     f"{r['loss_first']:.3f} -> {r['loss_last']:.3f}",
-                     f"{r['lr_first']:g} -> {r['lr_last']:g}",
+                     _loss_windows(r),
+                     f"{r['lr_first']:g} -> {max(r.get('lrs') or [r['lr_first']]):g} -> "
+                     f"{r['lr_last']:g}",
                      f"{r['margin_first']:g} -> {r['margin_last']:g}"])
     return _table(["model", "AAM classes", "steps", "batch", "loader workers", "step (median)",
-                   "crops/s", "peak RSS", "loss (first -> last logged)", "lr", "margin"], rows)
+                   "crops/s", "peak RSS", "loss: first tenth of the steps -> last tenth at margin 0 -> last tenth",
+                   "lr (first -> peak -> last)", "margin"], rows)
+
+
+def _loss_windows(r: Dict[str, Any]) -> str:
+    """Mean loss of the first tenth of the steps -> the last tenth before the margin (margin-free,
+    comparable with the first) -> the last tenth (full margin: higher by construction)."""
+    losses = r.get("losses") or [r["loss_first"], r["loss_last"]]
+    margins = r.get("margins") or [0.0] * len(losses)
+    k = max(1, len(losses) // 10)
+    free = [loss for loss, m in zip(losses, margins) if m == 0]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    parts = [f"{mean(losses[:k]):.2f}"]
+    if len(free) >= 2 * k:
+        parts.append(f"{mean(free[-k:]):.2f}")
+    return " -> ".join(parts + [f"{mean(losses[-k:]):.2f}"])
 
 
 def score_table(steps: Dict[str, Any]) -> List[str]:
@@ -160,19 +184,31 @@ def projection(res: Dict[str, Any]) -> List[str]:
     return lines
 
 
+def _shown_path(settings: Dict[str, Any]) -> str:
+    """The corpus config relative to the recipe folder (no paths of the machine in the report)."""
+    conf, recipe = Path(settings["corpus_conf"]), Path(settings.get("recipe", "."))
+    try:
+        return str(conf.relative_to(recipe))
+    except ValueError:
+        return conf.name
+
+
 def write_report(res: Dict[str, Any], command: str) -> str:
     m, steps = res["machine"], res["steps"]
     prep = steps.get("prepare", {})
+    shown = " and ".join(f"`{c}`" for c in res.get("commands") or [command])
     lines = ["# The recipe at VoxCeleb size (scale benchmark)", "",
-             f"Run: `{command}` at commit {res.get('commit', 'unknown')}, on {m['cpu']} "
+             f"Run: {shown} (in egs/voxceleb) at commit {res.get('commit', 'unknown')}, on {m['cpu']} "
              f"({m['cores']} cores), --nj {res['settings']['nj']}. Corpus: "
-             f"`{res['settings']['corpus_conf']}`: {prep.get('train_speakers', '?'):,} training "
+             f"`{_shown_path(res['settings'])}`: {prep.get('train_speakers', '?'):,} training "
              f"and {prep.get('eval_speakers', '?'):,} evaluation speakers, "
              f"{prep.get('utts', 0):,} utterances, {prep.get('hours', 0):.1f} h.", ""]
     loads = [r["load_at_start"] for r in steps.values() if "load_at_start" in r]
     if loads:
-        lines += [f"1-minute load average when the steps started: at most {max(loads):.2f} "
-                  f"(idle machine: about 0; {m['cores']} cores).", ""]
+        lines += [f"1-minute load average when the steps started: at most {max(loads):.2f} on "
+                  f"{m['cores']} cores. It still counts the previous step's own jobs (it is an "
+                  "average over about a minute), so up to --nj is expected with nothing else "
+                  "running.", ""]
     commits = sorted({str(r.get("commit")) for r in steps.values() if r.get("commit")})
     if len(commits) > 1:
         lines += [f"The steps ran at commits {', '.join(commits)} (a resumed run; each step's "
